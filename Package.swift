@@ -1,0 +1,86 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+/// Strict settings shared by every target: Swift 6 language mode with complete concurrency checking.
+let strict: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "dfe",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "dfe", targets: ["dfe"])
+    ],
+    dependencies: [
+        .package(url: "https://github.com/jpsim/Yams.git", exact: "6.2.2"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", exact: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", exact: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", exact: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", exact: "2.13.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", exact: "2.28.1"),
+    ],
+    targets: [
+        // Pure core: model, spec hashing, diff and planner. No I/O.
+        .target(name: "DFECore", swiftSettings: strict),
+        // Manifest and config loading with strict, located validation.
+        .target(
+            name: "DFEManifest",
+            dependencies: ["DFECore", .product(name: "Yams", package: "Yams")],
+            swiftSettings: strict
+        ),
+        // The observed state: one SQLite file, frozen migrations, runs, journal, lease.
+        .target(
+            name: "DFEState",
+            dependencies: ["DFECore", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: strict
+        ),
+        // ProvisionManager, sub-provisioner protocols and the driver registry.
+        .target(name: "DFEProvision", dependencies: ["DFECore"], swiftSettings: strict),
+        // Built-in drivers: storage/local, database/sqlite, instance/dreamfactory.
+        .target(
+            name: "DFEDrivers",
+            dependencies: ["DFEProvision", .product(name: "GRDBSQLite", package: "GRDB.swift")],
+            swiftSettings: strict
+        ),
+        // libpq from the system (Debian's libpq-dev).
+        .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+        // database/postgres driver on libpq.
+        .target(name: "DFEPostgres", dependencies: ["DFEProvision", "CLibPQ"], swiftSettings: strict),
+        // The reconciler: observe, plan, apply, journal, lease, backoff.
+        .target(
+            name: "DFEReconciler",
+            dependencies: [
+                "DFECore", "DFEManifest", "DFEState", "DFEProvision",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        // The long-running controller: watcher, git source, HTTP surface, service group.
+        .target(
+            name: "DFEController",
+            dependencies: [
+                "DFEReconciler",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ],
+            swiftSettings: strict
+        ),
+        // The command layer: turns typed errors into messages and exit codes.
+        .target(
+            name: "DFECommands",
+            dependencies: [
+                "DFECore", "DFEManifest", "DFEState", "DFEProvision", "DFEDrivers", "DFEPostgres",
+                "DFEReconciler", "DFEController",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(name: "dfe", dependencies: ["DFECommands"], swiftSettings: strict),
+        .testTarget(name: "DFEPostgresTests", dependencies: ["DFEPostgres", "DFEProvision", "DFECore"], swiftSettings: strict),
+    ]
+)

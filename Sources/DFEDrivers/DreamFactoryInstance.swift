@@ -1,0 +1,160 @@
+public import DFECore
+public import DFEProvision
+import Foundation
+
+/// `instance/dreamfactory`: writes the metadata document `ROOT/NAME/instance.json` that the instance reads.
+///
+/// The document is written atomically (temp file + rename), mode 0600. The app key (client id and secret)
+/// is generated once and kept stable across runs, re-read from state or from the existing document.
+public struct DreamFactoryInstanceProvisioner: InstanceProvisioner {
+    public let driverName = "dreamfactory"
+    public let root: String
+    public let domain: String
+
+    public init(root: String, domain: String) {
+        self.root = root
+        self.domain = domain
+    }
+
+    /// Builds the driver from `{root, domain}` options.
+    public static func make(_ options: DriverOptions, _ environment: DriverEnvironment) throws -> DreamFactoryInstanceProvisioner {
+        try options.allow(["root", "domain"])
+        let domain = options.optional("domain") ?? "dfe.localhost"
+        let labels = domain.split(separator: ".", omittingEmptySubsequences: false)
+        guard !labels.isEmpty, labels.allSatisfy({ InstanceName.isValid(String($0)) }) else {
+            throw options.error("domain", "domain '\(domain)' is not a valid DNS name")
+        }
+        return DreamFactoryInstanceProvisioner(
+            root: environment.resolve(options.optional("root") ?? "var/instances").path, domain: domain)
+    }
+
+    static let storageKeys = ["path", "privatePath", "ownerPrivatePath", "snapshotPath", "quota"]
+
+    public func fields(for spec: InstanceSpec, host: HostConfig, dependencies: [ResourceKind: FieldSet]) -> FieldSet {
+        var fields = FieldSet([
+            "name": spec.name,
+            "owner": spec.owner,
+            "endpoint": "https://\(spec.name).\(domain)",
+            "resourceUri": host.resourceURI,
+            "platformState": spec.state.rawValue,
+            "metadataPath": metadataPath(spec.name),
+        ])
+        for (key, value) in spec.offerings { fields["offerings.\(key)"] = value }
+        for (key, value) in spec.labels { fields["labels.\(key)"] = value }
+        for key in Self.storageKeys {
+            if let value = dependencies[.storage]?[key] { fields["storage.\(key)"] = value }
+        }
+        for (key, value) in dependencies[.database]?.values ?? [:] where !Sensitive.isSensitive(key) {
+            fields["database.\(key)"] = value
+        }
+        return fields
+    }
+
+    func metadataPath(_ name: String) -> String { "\(root)/\(name)/instance.json" }
+
+    /// The stable instance id derived from its name.
+    static func instanceID(_ name: String) -> String { "dfe-" + SHA256.hex("instance:" + name).prefix(16) }
+
+    /// Renders the metadata document from desired fields, dependency outputs and the app key.
+    func render(_ context: ResourceContext, appKey: (id: String, secret: String)) -> Data {
+        let fields = context.fields
+        var offerings: [String: String] = [:]
+        var labels: [String: String] = [:]
+        for (key, value) in fields.values {
+            if key.hasPrefix("offerings.") { offerings[String(key.dropFirst(10))] = value }
+            if key.hasPrefix("labels.") { labels[String(key.dropFirst(7))] = value }
+        }
+        let instance: [String: Any] = [
+            "name": context.name,
+            "id": Self.instanceID(context.name),
+            "owner": fields["owner"] ?? context.owner,
+            "endpoint": fields["endpoint"] ?? "",
+            "resourceUri": fields["resourceUri"] ?? "",
+            "platformState": fields["platformState"] ?? "",
+            "offerings": offerings,
+            "labels": labels,
+        ]
+        var storage: [String: Any] = [:]
+        for key in Self.storageKeys {
+            if let value = context.dependencies[.storage]?[key] { storage[key] = value }
+        }
+        var database: [String: Any] = [:]
+        for (key, value) in context.dependencies[.database] ?? [:] {
+            database[key] = key == "port" ? (Int(value) ?? 0) as Any : value as Any
+        }
+        let document: [String: Any] = [
+            "instance": instance,
+            "storage": storage,
+            "database": database,
+            "appKey": ["clientId": appKey.id, "clientSecret": appKey.secret],
+        ]
+        let data =
+            (try? JSONSerialization.data(withJSONObject: document, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]))
+            ?? Data()
+        return data + Data("\n".utf8)
+    }
+
+    /// The app key from state, else from the existing document (adoption), else nil.
+    func existingAppKey(_ context: ResourceContext) -> (id: String, secret: String)? {
+        if let id = context.recorded?.outputs["clientId"], let secret = context.recorded?.outputs["clientSecret"] {
+            return (id, secret)
+        }
+        guard let data = FileManager.default.contents(atPath: metadataPath(context.name)),
+            let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+            let appKey = json["appKey"] as? [String: Any], let id = appKey["clientId"] as? String,
+            let secret = appKey["clientSecret"] as? String, !id.isEmpty, !secret.isEmpty
+        else { return nil }
+        return (id, secret)
+    }
+
+    public func observe(_ context: ResourceContext) async throws -> ObservedStatus {
+        let path = metadataPath(context.name)
+        guard FileSystem.entry(path) == .file, let actual = FileManager.default.contents(atPath: path) else {
+            return .missing
+        }
+        guard let key = existingAppKey(context) else { return .drifted("metadata document has no app key") }
+        if actual != render(context, appKey: key) { return .drifted("metadata document differs (edited by hand?)") }
+        if FileSystem.mode(path) != 0o600 { return .drifted("metadata document mode is not 0600") }
+        return .ok
+    }
+
+    public func apply(_ context: ResourceContext) async throws -> [String: String] {
+        let key = existingAppKey(context) ?? ("dfe_" + FileSystem.randomHex(bytes: 12), FileSystem.randomHex(bytes: 32))
+        let document = render(context, appKey: key)
+        let path = metadataPath(context.name)
+        let directory = "\(root)/\(context.name)"
+        try await offloaded {
+            try FileSystem.makeDirectory(directory, mode: 0o750)
+            if FileManager.default.contents(atPath: path) != document || FileSystem.mode(path) != 0o600 {
+                try FileSystem.writeAtomically(document, to: path, mode: 0o600)
+            }
+            unlink(FileSystem.temporaryPath(for: path))
+        }
+        return [
+            "driver": driverName, "endpoint": context.fields["endpoint"] ?? "", "metadataPath": path,
+            "clientId": key.id, "clientSecret": key.secret,
+        ]
+    }
+
+    public func delete(_ context: ResourceContext) async throws {
+        let directory = "\(root)/\(context.name)"
+        guard FileSystem.isBelow(directory, root: root) else {
+            throw DriverError("refusing to delete \(directory): not below \(root)", retryable: false)
+        }
+        try await offloaded { try FileSystem.removeTree(directory) }
+    }
+}
+
+/// The built-in drivers.
+public enum BuiltinDrivers {
+    /// A registry with `storage/local`, `database/sqlite` and `instance/dreamfactory`.
+    public static func registry() -> DriverRegistry {
+        var registry = DriverRegistry()
+        registry.registerStorage("local") { options, environment in try LocalStorageProvisioner.make(options, environment) }
+        registry.registerDatabase("sqlite") { options, environment in try SQLiteDatabaseProvisioner.make(options, environment) }
+        registry.registerInstance("dreamfactory") { options, environment in
+            try DreamFactoryInstanceProvisioner.make(options, environment)
+        }
+        return registry
+    }
+}

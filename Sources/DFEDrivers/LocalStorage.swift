@@ -1,0 +1,96 @@
+public import DFECore
+public import DFEProvision
+import Foundation
+
+/// `storage/local`: the DreamFactory Enterprise hashed owner layout on a local file system.
+///
+/// Owner tree `ROOT/ZONE/PARTITION/OWNERHASH/.private/snapshots`; instance tree
+/// `ROOT/ZONE/PARTITION/OWNERHASH/NAME/` with `applications/` and the `.private` directories. Mode 0750.
+public struct LocalStorageProvisioner: StorageProvisioner {
+    public let driverName = "local"
+    public let root: String
+    public let zone: String
+
+    /// Directories below the instance tree, besides the tree itself.
+    static let instanceDirectories = [
+        "applications", ".private", ".private/.cache", ".private/.limits_cache", ".private/config", ".private/scripts",
+        ".private/scripts.user", ".private/logs", ".private/packages",
+    ]
+    static let mode: mode_t = 0o750
+
+    public init(root: String, zone: String) {
+        self.root = root
+        self.zone = zone
+    }
+
+    /// Builds the driver from `{root, zone}` options.
+    public static func make(_ options: DriverOptions, _ environment: DriverEnvironment) throws -> LocalStorageProvisioner {
+        try options.allow(["root", "zone"])
+        let root = environment.resolve(options.optional("root") ?? "var/storage").path
+        let zone = options.optional("zone") ?? "local"
+        guard InstanceName.isValid(zone) else {
+            throw options.error("zone", "zone '\(zone)' must be a DNS label (lower-case letters, digits, '-')")
+        }
+        return LocalStorageProvisioner(root: root, zone: zone)
+    }
+
+    /// The sha256 hex of the lowercased owner.
+    public static func ownerHash(_ owner: String) -> String { SHA256.hex(owner.lowercased()) }
+
+    public func fields(for spec: InstanceSpec, host: HostConfig, dependencies: [ResourceKind: FieldSet]) -> FieldSet {
+        let hash = Self.ownerHash(spec.owner)
+        let ownerPath = "\(root)/\(zone)/\(hash.prefix(2))/\(hash)"
+        let path = "\(ownerPath)/\(spec.name)"
+        var fields = FieldSet([
+            "driver": driverName,
+            "owner": spec.owner.lowercased(),
+            "zone": zone,
+            "path": path,
+            "privatePath": "\(path)/.private",
+            "ownerPrivatePath": "\(ownerPath)/.private",
+            "snapshotPath": "\(ownerPath)/.private/snapshots",
+        ])
+        if let quota = spec.storageQuota { fields["quota"] = Quantity.format(quota) }
+        return fields
+    }
+
+    func directories(_ fields: FieldSet) -> [String] {
+        guard let path = fields["path"], let snapshots = fields["snapshotPath"] else { return [] }
+        return [snapshots, path] + Self.instanceDirectories.map { "\(path)/\($0)" }
+    }
+
+    public func observe(_ context: ResourceContext) async throws -> ObservedStatus {
+        let wanted = directories(context.fields)
+        var missing: [String] = []
+        for directory in wanted where FileSystem.entry(directory) != .directory {
+            missing.append(directory)
+        }
+        if missing.isEmpty { return .ok }
+        if missing.count == wanted.count || FileSystem.entry(context.fields["path"] ?? "") != .directory {
+            return .missing
+        }
+        let names = missing.map { ($0 as NSString).lastPathComponent }
+        return .drifted("missing directories: \(names.joined(separator: ", "))")
+    }
+
+    public func apply(_ context: ResourceContext) async throws -> [String: String] {
+        let fields = context.fields
+        let wanted = directories(fields)
+        try await offloaded {
+            for directory in wanted { try FileSystem.makeDirectory(directory, mode: Self.mode) }
+        }
+        var outputs: [String: String] = ["driver": driverName]
+        for key in ["path", "privatePath", "ownerPrivatePath", "snapshotPath", "quota"] {
+            if let value = fields[key] { outputs[key] = value }
+        }
+        return outputs
+    }
+
+    public func delete(_ context: ResourceContext) async throws {
+        guard let path = context.recorded?.outputs["path"] ?? context.recorded?.fields["path"] else { return }
+        guard FileSystem.isBelow(path, root: root), (path as NSString).lastPathComponent == context.name else {
+            throw DriverError("refusing to delete \(path): not an instance tree below \(root)", retryable: false)
+        }
+        try await offloaded { try FileSystem.removeTree(path) }
+    }
+}

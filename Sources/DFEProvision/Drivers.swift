@@ -1,0 +1,141 @@
+public import DFECore
+public import Foundation
+
+/// Everything a driver needs to act on one resource of one instance.
+public struct ResourceContext: Sendable {
+    /// The instance name (always set, also for orphans).
+    public var name: String
+    public var owner: String
+    /// The desired spec; nil when the instance is being pruned.
+    public var spec: InstanceSpec?
+    /// The host the instance is provisioned by.
+    public var host: HostConfig
+    /// Desired fields of this resource (empty when pruning).
+    public var fields: FieldSet
+    /// What the state remembers of this resource, if anything.
+    public var recorded: RecordedResource?
+    /// Outputs of the resources this one depends on (the instance depends on storage and database).
+    public var dependencies: [ResourceKind: [String: String]]
+
+    public init(
+        name: String, owner: String, spec: InstanceSpec?, host: HostConfig, fields: FieldSet,
+        recorded: RecordedResource?, dependencies: [ResourceKind: [String: String]] = [:]
+    ) {
+        self.name = name
+        self.owner = owner
+        self.spec = spec
+        self.host = host
+        self.fields = fields
+        self.recorded = recorded
+        self.dependencies = dependencies
+    }
+}
+
+/// A driver-level failure that names what went wrong and how to fix it.
+public struct DriverError: Error, Sendable, CustomStringConvertible, Equatable {
+    public var message: String
+    /// Whether retrying later can help (unreachable server) or not (conflict).
+    public var retryable: Bool
+
+    public init(_ message: String, retryable: Bool = true) {
+        self.message = message
+        self.retryable = retryable
+    }
+
+    public var description: String { message }
+}
+
+/// The behaviour shared by every sub-provisioner: describe, observe, apply, delete — all idempotent.
+public protocol SubProvisioner: Sendable {
+    /// The registry name of this driver (`local`, `sqlite`, `postgres`, `dreamfactory`).
+    var driverName: String { get }
+
+    /// The desired, non-secret fields of this resource for `spec` (pure: no I/O).
+    ///
+    /// `dependencies` holds the fields of the resources this one depends on.
+    func fields(for spec: InstanceSpec, host: HostConfig, dependencies: [ResourceKind: FieldSet]) -> FieldSet
+
+    /// Looks at the real resource; cheap, and never changes anything.
+    func observe(_ context: ResourceContext) async throws -> ObservedStatus
+
+    /// Creates or repairs the resource so it matches `context.fields`; returns its outputs.
+    func apply(_ context: ResourceContext) async throws -> [String: String]
+
+    /// Removes the resource (only its own data); absent is success.
+    func delete(_ context: ResourceContext) async throws
+}
+
+/// Provisions an instance's file storage.
+public protocol StorageProvisioner: SubProvisioner {}
+/// Provisions an instance's database.
+public protocol DatabaseProvisioner: SubProvisioner {}
+/// Provisions the instance itself (its metadata document).
+public protocol InstanceProvisioner: SubProvisioner {}
+
+/// What a driver factory gets besides its options.
+public struct DriverEnvironment: Sendable {
+    /// The workspace root; relative paths in config resolve against it.
+    public var root: URL
+    /// Process environment (for `passwordEnv`).
+    public var environment: [String: String]
+
+    public init(root: URL, environment: [String: String] = ProcessInfo.processInfo.environment) {
+        self.root = root
+        self.environment = environment
+    }
+
+    /// Resolves a config path against the workspace root.
+    public func resolve(_ path: String) -> URL {
+        path.hasPrefix("/") ? URL(fileURLWithPath: path).standardizedFileURL
+            : root.appendingPathComponent(path).standardizedFileURL
+    }
+}
+
+/// Helpers for drivers to read their options with located errors.
+public struct DriverOptions: Sendable {
+    public var reference: DriverReference
+    public var kind: ResourceKind
+    public var host: String
+
+    public init(reference: DriverReference, kind: ResourceKind, host: String) {
+        self.reference = reference
+        self.kind = kind
+        self.host = host
+    }
+
+    /// A required option, or a diagnostic naming it.
+    public func required(_ key: String) throws -> String {
+        guard let value = reference.options[key]?.text, !value.isEmpty else {
+            throw Diagnostic(
+                "\(kind.rawValue) driver '\(reference.driver)' of host '\(host)' needs option '\(key)'",
+                at: reference.location)
+        }
+        return value
+    }
+
+    /// An optional option.
+    public func optional(_ key: String) -> String? { reference.options[key]?.text }
+
+    /// Rejects options the driver does not know.
+    public func allow(_ keys: Set<String>) throws {
+        for (key, value) in reference.options where !keys.contains(key) {
+            throw Diagnostic(
+                "unknown option '\(key)' for \(kind.rawValue) driver '\(reference.driver)'; known: \(keys.sorted().joined(separator: ", "))",
+                at: value.location)
+        }
+    }
+
+    /// A located error about one option.
+    public func error(_ key: String, _ message: String) -> Diagnostic {
+        Diagnostic(message, at: reference.options[key]?.location ?? reference.location)
+    }
+}
+
+/// Runs blocking work (file system, libpq, SQLite) off the cooperative thread pool.
+public func offloaded<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        DispatchQueue.global().async {
+            continuation.resume(with: Result { try work() })
+        }
+    }
+}

@@ -1,0 +1,317 @@
+public import DFECore
+public import Foundation
+import GRDB
+
+/// The observed state: one SQLite file in WAL mode holding instances, resources, runs, the journal and the lease.
+public final class StateStore: Sendable {
+    public let url: URL
+    private let pool: DatabasePool
+
+    /// Opens (creating when needed) and migrates the state database. The file is made mode 0600: it holds secrets.
+    public init(url: URL) throws(StateError) {
+        self.url = url
+        let path = url.path
+        do {
+            try FileManager.default.createDirectory(
+                at: url.deletingLastPathComponent(), withIntermediateDirectories: true,
+                attributes: [.posixPermissions: 0o750])
+            let existed = FileManager.default.fileExists(atPath: path)
+            if !existed {
+                _ = FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600])
+            }
+            var config = Configuration()
+            config.busyMode = .timeout(10)
+            config.foreignKeysEnabled = true
+            pool = try DatabasePool(path: path, configuration: config)
+            if try pool.read({ db in try Schema.migrator.hasBeenSuperseded(db) }) {
+                throw StateError.newerSchema(path: path)
+            }
+            try Schema.migrator.migrate(pool)
+        } catch let error as StateError {
+            throw error
+        } catch {
+            throw StateError.database(path: path, message: "\(error)")
+        }
+    }
+
+    /// Reads every instance without writing anything (for dry runs): no file is created, migrated or left behind.
+    ///
+    /// Returns an empty state when the file does not exist yet.
+    public static func snapshot(url: URL) throws(StateError) -> [String: RecordedInstance] {
+        guard FileManager.default.fileExists(atPath: url.path) else { return [:] }
+        do {
+            var config = Configuration()
+            config.busyMode = .timeout(10)
+            let queue = try DatabaseQueue(path: url.path, configuration: config)
+            defer { try? queue.close() }
+            return try queue.read { db in
+                guard try db.tableExists("instances") else { return [:] }
+                return try loadInstances(db)
+            }
+        } catch {
+            throw StateError.database(path: url.path, message: "\(error)")
+        }
+    }
+
+    /// Every recorded instance with its resources.
+    public func instances() async throws -> [String: RecordedInstance] {
+        try await pool.read { db in try Self.loadInstances(db) }
+    }
+
+    static func loadInstances(_ db: Database) throws -> [String: RecordedInstance] {
+        var result: [String: RecordedInstance] = [:]
+        let rows = try Row.fetchCursor(db, sql: "SELECT * FROM instances")
+        while let row = try rows.next() {
+            let name: String = row["name"]
+            result[name] = RecordedInstance(
+                name: name, owner: row["owner"], provisioner: row["provisioner"], specHash: row["spec_hash"],
+                phase: Phase(rawValue: row["phase"]) ?? .pending, lastError: row["last_error"],
+                attempts: row["attempts"], nextAttemptAt: row["next_attempt_at"],
+                failedSpecHash: row["failed_spec_hash"], revision: row["revision"], protect: row["protect"],
+                storageDeletionPolicy: DeletionPolicy(rawValue: row["storage_policy"]) ?? .retain,
+                databaseDeletionPolicy: DeletionPolicy(rawValue: row["database_policy"]) ?? .retain,
+                labels: JSONText.decode(row["labels"]))
+        }
+        let resources = try Row.fetchCursor(db, sql: "SELECT * FROM resources")
+        while let row = try resources.next() {
+            let instance: String = row["instance"]
+            guard let kind = ResourceKind(rawValue: row["kind"]) else { continue }
+            result[instance]?.resources[kind] = RecordedResource(
+                kind: kind, host: row["host"], driver: row["driver"], specHash: row["spec_hash"],
+                fields: FieldSet(JSONText.decode(row["fields"])), outputs: JSONText.decode(row["outputs"]))
+        }
+        return result
+    }
+
+    // MARK: Instances
+
+    /// Inserts or updates an instance row (not its resources).
+    public func saveInstance(_ instance: RecordedInstance, at now: Date) async throws {
+        try await pool.write { db in try Self.upsert(instance, db: db, now: now) }
+    }
+
+    /// Saves many instance rows in one transaction.
+    public func saveInstances(_ instances: [RecordedInstance], at now: Date) async throws {
+        guard !instances.isEmpty else { return }
+        try await pool.write { db in
+            for instance in instances { try Self.upsert(instance, db: db, now: now) }
+        }
+    }
+
+    static func upsert(_ i: RecordedInstance, db: Database, now: Date) throws {
+        try db.execute(
+            sql: """
+                INSERT INTO instances (name, owner, provisioner, spec_hash, phase, last_error, attempts, next_attempt_at,
+                    failed_spec_hash, revision, protect, storage_policy, database_policy, labels, updated_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT(name) DO UPDATE SET owner = excluded.owner, provisioner = excluded.provisioner,
+                    spec_hash = excluded.spec_hash, phase = excluded.phase, last_error = excluded.last_error,
+                    attempts = excluded.attempts, next_attempt_at = excluded.next_attempt_at,
+                    failed_spec_hash = excluded.failed_spec_hash, revision = excluded.revision,
+                    protect = excluded.protect, storage_policy = excluded.storage_policy,
+                    database_policy = excluded.database_policy, labels = excluded.labels, updated_at = excluded.updated_at
+                """,
+            arguments: [
+                i.name, i.owner, i.provisioner, i.specHash, i.phase.rawValue, i.lastError, i.attempts, i.nextAttemptAt,
+                i.failedSpecHash, i.revision, i.protect, i.storageDeletionPolicy.rawValue,
+                i.databaseDeletionPolicy.rawValue, JSONText.encode(i.labels), now.timeIntervalSince1970,
+            ])
+    }
+
+    /// Forgets an instance and its resource rows (data is handled by drivers, not here).
+    public func forgetInstance(_ name: String) async throws {
+        try await pool.write { db in try db.execute(sql: "DELETE FROM instances WHERE name = ?", arguments: [name]) }
+    }
+
+    // MARK: Runs and journal
+
+    /// Records the start of an applying run.
+    public func beginRun(holder: String, revision: String?, at now: Date) async throws -> Int64 {
+        try await pool.write { db in
+            try db.execute(
+                sql: "INSERT INTO runs (holder, started_at, status, revision) VALUES (?, ?, 'running', ?)",
+                arguments: [holder, now.timeIntervalSince1970, revision])
+            return db.lastInsertedRowID
+        }
+    }
+
+    /// Records the end of a run with its summary.
+    public func finishRun(_ id: Int64, status: String, summary: String, at now: Date) async throws {
+        try await pool.write { db in
+            try db.execute(
+                sql: "UPDATE runs SET finished_at = ?, status = ?, summary = ? WHERE id = ?",
+                arguments: [now.timeIntervalSince1970, status, summary, id])
+        }
+    }
+
+    /// Marks every step left `started` by a killed run as `interrupted`, and returns them.
+    public func recoverInterrupted(at now: Date) async throws -> [JournalEntry] {
+        try await pool.write { db in
+            let entries = try Self.journal(db, where: "status = 'started'", arguments: [])
+            try db.execute(
+                sql: "UPDATE journal SET status = 'interrupted', finished_at = ? WHERE status = 'started'",
+                arguments: [now.timeIntervalSince1970])
+            try db.execute(
+                sql: "UPDATE runs SET status = 'interrupted', finished_at = ? WHERE status = 'running'",
+                arguments: [now.timeIntervalSince1970])
+            return entries
+        }
+    }
+
+    /// Journals the intent of a step before it runs; returns the entry's id.
+    public func recordIntent(run: Int64, change: ResourceChange, at now: Date) async throws -> Int64 {
+        try await pool.write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO journal (run_id, instance, resource, action, reason, status, started_at)
+                    VALUES (?, ?, ?, ?, ?, 'started', ?)
+                    """,
+                arguments: [run, change.instance, change.resource.rawValue, change.action.rawValue, change.reason, now.timeIntervalSince1970])
+            return db.lastInsertedRowID
+        }
+    }
+
+    /// What a successful step leaves in the state.
+    public enum Outcome: Sendable {
+        /// The resource now exists as recorded.
+        case recorded(RecordedResource)
+        /// The resource row is removed (deleted or retained-and-forgotten).
+        case forgotten(ResourceKind)
+    }
+
+    /// Journals a step's success and records its result in the same transaction.
+    public func recordSuccess(_ journalID: Int64, instance: String, outcome: Outcome, at now: Date) async throws {
+        try await pool.write { db in
+            let time = now.timeIntervalSince1970
+            switch outcome {
+            case .recorded(let resource):
+                try db.execute(
+                    sql: """
+                        INSERT INTO resources (instance, kind, host, driver, spec_hash, fields, outputs, updated_at)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                        ON CONFLICT(instance, kind) DO UPDATE SET host = excluded.host, driver = excluded.driver,
+                            spec_hash = excluded.spec_hash, fields = excluded.fields, outputs = excluded.outputs,
+                            updated_at = excluded.updated_at
+                        """,
+                    arguments: [
+                        instance, resource.kind.rawValue, resource.host, resource.driver, resource.specHash,
+                        JSONText.encode(resource.fields.values), JSONText.encode(resource.outputs), time,
+                    ])
+            case .forgotten(let kind):
+                try db.execute(sql: "DELETE FROM resources WHERE instance = ? AND kind = ?", arguments: [instance, kind.rawValue])
+            }
+            try db.execute(
+                sql: "UPDATE journal SET status = 'succeeded', finished_at = ? WHERE id = ?", arguments: [time, journalID])
+        }
+    }
+
+    /// Journals a step's failure.
+    public func recordFailure(_ journalID: Int64, error: String, at now: Date) async throws {
+        try await pool.write { db in
+            try db.execute(
+                sql: "UPDATE journal SET status = 'failed', error = ?, finished_at = ? WHERE id = ?",
+                arguments: [error, now.timeIntervalSince1970, journalID])
+        }
+    }
+
+    /// The journal, newest last, optionally for one instance.
+    public func history(instance: String? = nil, limit: Int = 1000) async throws -> [JournalEntry] {
+        try await pool.read { db in
+            if let instance {
+                return try Self.journal(db, where: "instance = ?", arguments: [instance], limit: limit)
+            }
+            return try Self.journal(db, where: "1", arguments: [], limit: limit)
+        }
+    }
+
+    static func journal(_ db: Database, where clause: String, arguments: StatementArguments, limit: Int = -1) throws -> [JournalEntry] {
+        let rows = try Row.fetchAll(
+            db,
+            sql: "SELECT * FROM (SELECT * FROM journal WHERE \(clause) ORDER BY id DESC LIMIT \(limit)) ORDER BY id",
+            arguments: arguments)
+        return rows.compactMap { row in
+            guard let kind = ResourceKind(rawValue: row["resource"]), let action = Action(rawValue: row["action"]),
+                let status = JournalEntry.Status(rawValue: row["status"])
+            else { return nil }
+            let finished: Double? = row["finished_at"]
+            return JournalEntry(
+                id: row["id"], runID: row["run_id"], instance: row["instance"], resource: kind, action: action,
+                reason: row["reason"], status: status, error: row["error"],
+                startedAt: Date(timeIntervalSince1970: row["started_at"]),
+                finishedAt: finished.map { Date(timeIntervalSince1970: $0) })
+        }
+    }
+
+    /// Runs `PRAGMA integrity_check`; "ok" when healthy.
+    public func integrityCheck() async throws -> String {
+        try await pool.read { db in try String.fetchOne(db, sql: "PRAGMA integrity_check") ?? "" }
+    }
+
+    /// Closes the database (checkpointing the WAL).
+    public func close() {
+        try? pool.close()
+    }
+
+    // MARK: Lease
+
+    /// Takes the single-writer lease, or throws `.leaseHeld` naming the live holder.
+    ///
+    /// A lease whose holder process is gone on this host is free at once; any other expires at `expiresAt`.
+    public func acquireLease(
+        pid: Int32, host: String, ttl: Duration, at now: Date, isAlive: @escaping @Sendable (Int32) -> Bool
+    ) async throws {
+        try await pool.writeWithoutTransaction { db in
+            try db.inTransaction(.immediate) {
+                if let row = try Row.fetchOne(db, sql: "SELECT * FROM lease WHERE id = 1") {
+                    let holder = LeaseHolder(
+                        pid: row["pid"], host: row["host"], acquiredAt: Date(timeIntervalSince1970: row["acquired_at"]),
+                        expiresAt: Date(timeIntervalSince1970: row["expires_at"]))
+                    let mine = holder.pid == pid && holder.host == host
+                    let expired = holder.expiresAt <= now
+                    let deadHere = holder.host == host && !isAlive(holder.pid)
+                    if !mine && !expired && !deadHere { throw StateError.leaseHeld(holder) }
+                }
+                try db.execute(
+                    sql: "INSERT OR REPLACE INTO lease (id, holder, pid, host, acquired_at, expires_at) VALUES (1, ?, ?, ?, ?, ?)",
+                    arguments: [
+                        "\(pid)@\(host)", pid, host, now.timeIntervalSince1970, now.addingTimeInterval(ttl.seconds).timeIntervalSince1970,
+                    ])
+                return .commit
+            }
+        }
+    }
+
+    /// Extends the lease; throws `.leaseLost` when another process took it.
+    public func renewLease(pid: Int32, host: String, ttl: Duration, at now: Date) async throws {
+        try await pool.write { db in
+            try db.execute(
+                sql: "UPDATE lease SET expires_at = ? WHERE id = 1 AND pid = ? AND host = ?",
+                arguments: [now.addingTimeInterval(ttl.seconds).timeIntervalSince1970, pid, host])
+            if db.changesCount == 0 { throw StateError.leaseLost }
+        }
+    }
+
+    /// Releases the lease if this process holds it.
+    public func releaseLease(pid: Int32, host: String) async throws {
+        try await pool.write { db in
+            try db.execute(sql: "DELETE FROM lease WHERE id = 1 AND pid = ? AND host = ?", arguments: [pid, host])
+        }
+    }
+
+    /// The current lease holder, if any.
+    public func leaseHolder() async throws -> LeaseHolder? {
+        try await pool.read { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM lease WHERE id = 1") else { return nil }
+            return LeaseHolder(
+                pid: row["pid"], host: row["host"], acquiredAt: Date(timeIntervalSince1970: row["acquired_at"]),
+                expiresAt: Date(timeIntervalSince1970: row["expires_at"]))
+        }
+    }
+
+    /// Clears the lease whoever holds it (`dfe unlock --force`); returns the former holder.
+    public func forceUnlock() async throws -> LeaseHolder? {
+        let holder = try await leaseHolder()
+        try await pool.write { db in try db.execute(sql: "DELETE FROM lease") }
+        return holder
+    }
+}
