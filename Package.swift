@@ -81,6 +81,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .executableTarget(name: "dfe", dependencies: ["DFECommands"], swiftSettings: strict),
-        .testTarget(name: "DFEPostgresTests", dependencies: ["DFEPostgres", "DFEProvision", "DFECore"], swiftSettings: strict),
+        .testTarget(
+            name: "DFEPostgresTests", dependencies: ["DFEPostgres", "DFEProvision", "DFECore"], swiftSettings: strict),
     ]
 )

@@ -75,7 +75,8 @@ public struct DesiredInstance: Sendable, Hashable {
         var text = ""
         for kind in ResourceKind.allCases { text += "\(kind.rawValue)=\(resources[kind]?.specHash ?? "")\n" }
         text += "protect=\(spec.protect)\nsuspend=\(spec.suspend)\n"
-        text += "storagePolicy=\(spec.storageDeletionPolicy.rawValue)\ndatabasePolicy=\(spec.databaseDeletionPolicy.rawValue)\n"
+        text +=
+            "storagePolicy=\(spec.storageDeletionPolicy.rawValue)\ndatabasePolicy=\(spec.databaseDeletionPolicy.rawValue)\n"
         return SHA256.hex(text)
     }
 }
@@ -311,10 +312,15 @@ public enum Planner {
             }
             if have.specHash != want.specHash || have.driver != want.driver || have.host != want.host {
                 var changes = want.fields.changes(from: have.fields)
-                if have.driver != want.driver { changes.insert(FieldChange(field: "driver", old: have.driver, new: want.driver), at: 0) }
-                if have.host != want.host { changes.insert(FieldChange(field: "provisioner", old: have.host, new: want.host), at: 0) }
+                if have.driver != want.driver {
+                    changes.insert(FieldChange(field: "driver", old: have.driver, new: want.driver), at: 0)
+                }
+                if have.host != want.host {
+                    changes.insert(FieldChange(field: "provisioner", old: have.host, new: want.host), at: 0)
+                }
                 plan.changes.append(
-                    ResourceChange(instance: name, resource: kind, action: .update, reason: "changed", fieldChanges: changes))
+                    ResourceChange(
+                        instance: name, resource: kind, action: .update, reason: "changed", fieldChanges: changes))
                 continue
             }
             switch status {

@@ -17,7 +17,9 @@ public struct DreamFactoryInstanceProvisioner: InstanceProvisioner {
     }
 
     /// Builds the driver from `{root, domain}` options.
-    public static func make(_ options: DriverOptions, _ environment: DriverEnvironment) throws -> DreamFactoryInstanceProvisioner {
+    public static func make(_ options: DriverOptions, _ environment: DriverEnvironment) throws
+        -> DreamFactoryInstanceProvisioner
+    {
         try options.allow(["root", "domain"])
         let domain = options.optional("domain") ?? "dfe.localhost"
         let labels = domain.split(separator: ".", omittingEmptySubsequences: false)
@@ -89,7 +91,8 @@ public struct DreamFactoryInstanceProvisioner: InstanceProvisioner {
             "appKey": ["clientId": appKey.id, "clientSecret": appKey.secret],
         ]
         let data =
-            (try? JSONSerialization.data(withJSONObject: document, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]))
+            (try? JSONSerialization.data(
+                withJSONObject: document, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]))
             ?? Data()
         return data + Data("\n".utf8)
     }
@@ -150,8 +153,12 @@ public enum BuiltinDrivers {
     /// A registry with `storage/local`, `database/sqlite` and `instance/dreamfactory`.
     public static func registry() -> DriverRegistry {
         var registry = DriverRegistry()
-        registry.registerStorage("local") { options, environment in try LocalStorageProvisioner.make(options, environment) }
-        registry.registerDatabase("sqlite") { options, environment in try SQLiteDatabaseProvisioner.make(options, environment) }
+        registry.registerStorage("local") { options, environment in
+            try LocalStorageProvisioner.make(options, environment)
+        }
+        registry.registerDatabase("sqlite") { options, environment in
+            try SQLiteDatabaseProvisioner.make(options, environment)
+        }
         registry.registerInstance("dreamfactory") { options, environment in
             try DreamFactoryInstanceProvisioner.make(options, environment)
         }

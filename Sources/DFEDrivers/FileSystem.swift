@@ -35,7 +35,8 @@ enum FileSystem {
             if self.mode(path) != mode { chmod(path, mode) }
             return
         case .file, .other:
-            throw DriverError("cannot create directory \(path): a file is in the way; move or remove it", retryable: true)
+            throw DriverError(
+                "cannot create directory \(path): a file is in the way; move or remove it", retryable: true)
         case .absent:
             let parent = (path as NSString).deletingLastPathComponent
             if parent != path, !parent.isEmpty, entry(parent) != .directory { try makeDirectory(parent, mode: mode) }

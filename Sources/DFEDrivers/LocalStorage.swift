@@ -24,7 +24,9 @@ public struct LocalStorageProvisioner: StorageProvisioner {
     }
 
     /// Builds the driver from `{root, zone}` options.
-    public static func make(_ options: DriverOptions, _ environment: DriverEnvironment) throws -> LocalStorageProvisioner {
+    public static func make(_ options: DriverOptions, _ environment: DriverEnvironment) throws
+        -> LocalStorageProvisioner
+    {
         try options.allow(["root", "zone"])
         let root = environment.resolve(options.optional("root") ?? "var/storage").path
         let zone = options.optional("zone") ?? "local"

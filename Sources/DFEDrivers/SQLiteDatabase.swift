@@ -13,7 +13,9 @@ public struct SQLiteDatabaseProvisioner: DatabaseProvisioner {
     public init(root: String) { self.root = root }
 
     /// Builds the driver from its `{root}` option.
-    public static func make(_ options: DriverOptions, _ environment: DriverEnvironment) throws -> SQLiteDatabaseProvisioner {
+    public static func make(_ options: DriverOptions, _ environment: DriverEnvironment) throws
+        -> SQLiteDatabaseProvisioner
+    {
         try options.allow(["root"])
         return SQLiteDatabaseProvisioner(root: environment.resolve(options.optional("root") ?? "var/databases").path)
     }
@@ -37,7 +39,8 @@ public struct SQLiteDatabaseProvisioner: DatabaseProvisioner {
         case .file: break
         }
         var handle: OpaquePointer?
-        let uri = "file:" + (path.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? path) + "?immutable=1"
+        let uri =
+            "file:" + (path.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? path) + "?immutable=1"
         defer { sqlite3_close_v2(handle) }
         guard sqlite3_open_v2(uri, &handle, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, nil) == SQLITE_OK else {
             return .unowned("cannot open as SQLite")

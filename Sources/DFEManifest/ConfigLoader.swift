@@ -19,7 +19,10 @@ public enum ConfigLoader {
         switch WorkspaceFiles.read(url) {
         case .missing:
             if required {
-                diagnostics.append(Diagnostic("config file is missing; create it (see README: Config reference)", at: SourceLocation(path: path)))
+                diagnostics.append(
+                    Diagnostic(
+                        "config file is missing; create it (see README: Config reference)",
+                        at: SourceLocation(path: path)))
             }
             return nil
         case .tooLarge(let size):
@@ -32,7 +35,10 @@ public enum ConfigLoader {
             let parsed = YAMLDocuments.parse(text, path: path)
             diagnostics += parsed.diagnostics
             if parsed.documents.count > 1 {
-                diagnostics.append(Diagnostic("expected one YAML document, found \(parsed.documents.count)", at: parsed.documents[1].location))
+                diagnostics.append(
+                    Diagnostic(
+                        "expected one YAML document, found \(parsed.documents.count)", at: parsed.documents[1].location)
+                )
             }
             if parsed.documents.isEmpty, parsed.diagnostics.isEmpty, required {
                 diagnostics.append(Diagnostic("config file is empty", at: SourceLocation(path: path)))
@@ -45,7 +51,9 @@ public enum ConfigLoader {
         guard let node = document(url, root: root, required: true, diagnostics: &diagnostics) else { return nil }
         var reader = SchemaReader()
         defer { diagnostics += reader.diagnostics }
-        guard let top = reader.mapping(node, what: "provisioners config", allowed: ["default", "hosts"]) else { return nil }
+        guard let top = reader.mapping(node, what: "provisioners config", allowed: ["default", "hosts"]) else {
+            return nil
+        }
         guard let hostsNode = top["hosts"] else {
             reader.error("missing 'hosts'", at: node.location)
             return nil
@@ -63,18 +71,23 @@ public enum ConfigLoader {
                 reader.error("default host '\(name)' is not defined under 'hosts'", at: node.location)
             }
         } else if top["default"] == nil, hosts.count != 1 {
-            reader.error("missing 'default': name the host manifests use when they give no provisioner", at: node.location)
+            reader.error(
+                "missing 'default': name the host manifests use when they give no provisioner", at: node.location)
         }
         return ProvisionersConfig(defaultHost: defaultHost, hosts: hosts)
     }
 
     static func parseHost(_ name: String, _ node: YNode, reader: inout SchemaReader) -> HostConfig? {
-        guard let fields = reader.mapping(node, what: "host '\(name)'", allowed: ["provides", "offerings", "resource-uri"]) else {
+        guard
+            let fields = reader.mapping(
+                node, what: "host '\(name)'", allowed: ["provides", "offerings", "resource-uri"])
+        else {
             return nil
         }
         var provides: [ResourceKind: DriverReference] = [:]
         if let providesNode = fields["provides"],
-            let map = reader.mapping(providesNode, what: "host '\(name)' provides", allowed: Set(ResourceKind.allCases.map(\.rawValue)))
+            let map = reader.mapping(
+                providesNode, what: "host '\(name)' provides", allowed: Set(ResourceKind.allCases.map(\.rawValue)))
         {
             for (kindName, driverNode) in map {
                 guard let kind = ResourceKind(rawValue: kindName) else { continue }
@@ -89,7 +102,9 @@ public enum ConfigLoader {
             reader.error("host '\(name)' is missing 'provides'", at: node.location)
         }
         var offerings: [String: Offering] = [:]
-        if let offeringsNode = fields["offerings"], let map = reader.mapping(offeringsNode, what: "host '\(name)' offerings", allowed: nil) {
+        if let offeringsNode = fields["offerings"],
+            let map = reader.mapping(offeringsNode, what: "host '\(name)' offerings", allowed: nil)
+        {
             for (key, offeringNode) in map.sorted(by: { $0.key < $1.key }) {
                 if let offering = parseOffering(key, offeringNode, reader: &reader) { offerings[key] = offering }
             }
@@ -102,7 +117,8 @@ public enum ConfigLoader {
                 reader.error("resource-uri must be an absolute path such as /api/v2/system/", at: uriNode.location)
             }
         }
-        return HostConfig(name: name, provides: provides, offerings: offerings, resourceURI: resourceURI, location: node.location)
+        return HostConfig(
+            name: name, provides: provides, offerings: offerings, resourceURI: resourceURI, location: node.location)
     }
 
     static func parseDriver(_ node: YNode, what: String, reader: inout SchemaReader) -> DriverReference? {
@@ -126,14 +142,19 @@ public enum ConfigLoader {
     }
 
     static func parseOffering(_ key: String, _ node: YNode, reader: inout SchemaReader) -> Offering? {
-        guard let map = reader.mapping(node, what: "offering '\(key)'", allowed: ["name", "suggested", "items"]) else { return nil }
+        guard let map = reader.mapping(node, what: "offering '\(key)'", allowed: ["name", "suggested", "items"]) else {
+            return nil
+        }
         var items: [String: String] = [:]
-        if let itemsNode = map["items"], let itemMap = reader.mapping(itemsNode, what: "offering '\(key)' items", allowed: nil) {
+        if let itemsNode = map["items"],
+            let itemMap = reader.mapping(itemsNode, what: "offering '\(key)' items", allowed: nil)
+        {
             for (value, itemNode) in itemMap {
                 switch itemNode.value {
                 case .mapping:
                     let item = reader.mapping(itemNode, what: "item '\(value)'", allowed: ["description"])
-                    items[value] = item?["description"].flatMap { reader.string($0, what: "description", allowEmpty: true) } ?? ""
+                    items[value] =
+                        item?["description"].flatMap { reader.string($0, what: "description", allowEmpty: true) } ?? ""
                 case .scalar(let text, _):
                     items[value] = text
                 case .sequence:
@@ -149,7 +170,9 @@ public enum ConfigLoader {
         }
         guard let suggested = reader.string(suggestedNode, what: "suggested") else { return nil }
         if !items.isEmpty, items[suggested] == nil {
-            reader.error("suggested '\(suggested)' is not one of the items: \(items.keys.sorted().joined(separator: ", "))", at: suggestedNode.location)
+            reader.error(
+                "suggested '\(suggested)' is not one of the items: \(items.keys.sorted().joined(separator: ", "))",
+                at: suggestedNode.location)
         }
         let name = map["name"].flatMap { reader.string($0, what: "name") } ?? key
         return Offering(key: key, name: name, suggested: suggested, items: items)
@@ -172,16 +195,33 @@ public enum ConfigLoader {
             }
         }
         if let node = top["parallelism"], let value = reader.int(node, what: "parallelism") {
-            if (1...256).contains(value) { settings.parallelism = value } else { reader.error("parallelism must be between 1 and 256", at: node.location) }
+            if (1...256).contains(value) {
+                settings.parallelism = value
+            } else {
+                reader.error("parallelism must be between 1 and 256", at: node.location)
+            }
         }
         if let node = top["prune"], let value = reader.bool(node, what: "prune") { settings.prune = value }
-        if let node = top["controller"], let map = reader.mapping(node, what: "controller", allowed: ["interval", "listen"]) {
-            if let interval = map["interval"] { settings.controllerInterval = duration(interval, what: "controller.interval", reader: &reader) ?? settings.controllerInterval }
-            if let listen = map["listen"], let text = reader.string(listen, what: "controller.listen") { settings.listen = text }
+        if let node = top["controller"],
+            let map = reader.mapping(node, what: "controller", allowed: ["interval", "listen"])
+        {
+            if let interval = map["interval"] {
+                settings.controllerInterval =
+                    duration(interval, what: "controller.interval", reader: &reader) ?? settings.controllerInterval
+            }
+            if let listen = map["listen"], let text = reader.string(listen, what: "controller.listen") {
+                settings.listen = text
+            }
         }
         if let node = top["backoff"], let map = reader.mapping(node, what: "backoff", allowed: ["initial", "max"]) {
-            if let initial = map["initial"] { settings.backoff.initial = duration(initial, what: "backoff.initial", reader: &reader) ?? settings.backoff.initial }
-            if let max = map["max"] { settings.backoff.maximum = duration(max, what: "backoff.max", reader: &reader) ?? settings.backoff.maximum }
+            if let initial = map["initial"] {
+                settings.backoff.initial =
+                    duration(initial, what: "backoff.initial", reader: &reader) ?? settings.backoff.initial
+            }
+            if let max = map["max"] {
+                settings.backoff.maximum =
+                    duration(max, what: "backoff.max", reader: &reader) ?? settings.backoff.maximum
+            }
         }
         return settings
     }

@@ -9,10 +9,13 @@ public enum ManifestLoader {
         manifestsDirectory: URL, root: URL, config: WorkspaceConfig
     ) throws(ValidationFailure) -> [InstanceSpec] {
         var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: manifestsDirectory.path, isDirectory: &isDirectory), isDirectory.boolValue else {
+        guard FileManager.default.fileExists(atPath: manifestsDirectory.path, isDirectory: &isDirectory),
+            isDirectory.boolValue
+        else {
             let path = WorkspaceFiles.relativePath(manifestsDirectory, to: root)
             throw ValidationFailure([
-                Diagnostic("manifests directory does not exist; create it or pass --manifests", at: SourceLocation(path: path))
+                Diagnostic(
+                    "manifests directory does not exist; create it or pass --manifests", at: SourceLocation(path: path))
             ])
         }
         let files = WorkspaceFiles.yamlFiles(below: manifestsDirectory)
@@ -55,7 +58,8 @@ public enum ManifestLoader {
         case .missing:
             result.diagnostics.append(Diagnostic("file disappeared while reading", at: SourceLocation(path: path)))
         case .tooLarge(let size):
-            result.diagnostics.append(Diagnostic("file is \(size) bytes; the limit is 1 MiB: split it", at: SourceLocation(path: path)))
+            result.diagnostics.append(
+                Diagnostic("file is \(size) bytes; the limit is 1 MiB: split it", at: SourceLocation(path: path)))
         case .unreadable(let why):
             result.diagnostics.append(Diagnostic(why, at: SourceLocation(path: path)))
         case .text(let text):
@@ -71,9 +75,12 @@ public enum ManifestLoader {
     }
 
     /// Validates one document; returns the spec and its name's location when it is valid.
-    static func instance(_ node: YNode, config: WorkspaceConfig, reader: inout SchemaReader) -> (InstanceSpec, SourceLocation)? {
+    static func instance(_ node: YNode, config: WorkspaceConfig, reader: inout SchemaReader) -> (
+        InstanceSpec, SourceLocation
+    )? {
         let before = reader.diagnostics.count
-        guard let top = reader.mapping(node, what: "manifest", allowed: ["apiVersion", "kind", "metadata", "spec"]) else { return nil }
+        guard let top = reader.mapping(node, what: "manifest", allowed: ["apiVersion", "kind", "metadata", "spec"])
+        else { return nil }
         if let apiVersion = top["apiVersion"] {
             if let text = reader.string(apiVersion, what: "apiVersion"), text != "dfe/v1" {
                 reader.error("unsupported apiVersion '\(text)'; use dfe/v1", at: apiVersion.location)
@@ -91,7 +98,9 @@ public enum ManifestLoader {
         var name: String?
         var nameLocation = node.location
         var labels: [String: String] = [:]
-        if let metadata = top["metadata"], let meta = reader.mapping(metadata, what: "metadata", allowed: ["name", "labels"]) {
+        if let metadata = top["metadata"],
+            let meta = reader.mapping(metadata, what: "metadata", allowed: ["name", "labels"])
+        {
             if let nameNode = meta["name"], let text = reader.string(nameNode, what: "metadata.name") {
                 nameLocation = nameNode.location
                 if !InstanceName.isValid(text) {
@@ -99,7 +108,9 @@ public enum ManifestLoader {
                         "invalid name '\(text)': must be a DNS label (lower-case letters, digits and '-', 1 to 63 characters, starting and ending with a letter or digit)",
                         at: nameNode.location)
                 } else if config.settings.forbiddenNames.contains(text) {
-                    reader.error("name '\(text)' is forbidden by config/dfe.yaml (naming.forbidden); choose another", at: nameNode.location)
+                    reader.error(
+                        "name '\(text)' is forbidden by config/dfe.yaml (naming.forbidden); choose another",
+                        at: nameNode.location)
                 } else {
                     name = text
                 }
@@ -114,7 +125,9 @@ public enum ManifestLoader {
             reader.error("missing 'spec' (at least spec.owner)", at: node.location)
             return nil
         }
-        let specAllowed: Set<String> = ["owner", "provisioner", "offerings", "state", "storage", "database", "protect", "suspend"]
+        let specAllowed: Set<String> = [
+            "owner", "provisioner", "offerings", "state", "storage", "database", "protect", "suspend",
+        ]
         guard let spec = reader.mapping(specNode, what: "spec", allowed: specAllowed) else { return nil }
         var owner: String?
         if let ownerNode = spec["owner"] {
@@ -124,7 +137,9 @@ public enum ManifestLoader {
         }
         var hostName = config.provisioners.defaultHost
         var hostLocation = specNode.location
-        if let provisionerNode = spec["provisioner"], let text = reader.string(provisionerNode, what: "spec.provisioner") {
+        if let provisionerNode = spec["provisioner"],
+            let text = reader.string(provisionerNode, what: "spec.provisioner")
+        {
             hostName = text
             hostLocation = provisionerNode.location
         }
@@ -134,13 +149,17 @@ public enum ManifestLoader {
             reader.error("unknown provisioner '\(hostName)'; configured hosts: \(known)", at: hostLocation)
         }
         var offerings: [String: String] = [:]
-        if let offeringsNode = spec["offerings"], let map = reader.mapping(offeringsNode, what: "spec.offerings", allowed: nil) {
+        if let offeringsNode = spec["offerings"],
+            let map = reader.mapping(offeringsNode, what: "spec.offerings", allowed: nil)
+        {
             for (key, valueNode) in map.sorted(by: { $0.key < $1.key }) {
                 guard let value = reader.string(valueNode, what: "spec.offerings.\(key)") else { continue }
                 guard let host else { continue }
                 guard let offering = host.offerings[key] else {
                     let known = host.offerings.keys.sorted().joined(separator: ", ")
-                    reader.error("host '\(host.name)' offers no '\(key)'; offerings: \(known.isEmpty ? "none" : known)", at: valueNode.location)
+                    reader.error(
+                        "host '\(host.name)' offers no '\(key)'; offerings: \(known.isEmpty ? "none" : known)",
+                        at: valueNode.location)
                     continue
                 }
                 guard offering.items[value] != nil else {
@@ -156,24 +175,36 @@ public enum ManifestLoader {
             for (key, offering) in host.offerings where offerings[key] == nil { offerings[key] = offering.suggested }
         }
         var state = PlatformState.active
-        if let node = spec["state"], let text = reader.choice(node, what: "spec.state", from: PlatformState.allCases.map(\.rawValue)) {
+        if let node = spec["state"],
+            let text = reader.choice(node, what: "spec.state", from: PlatformState.allCases.map(\.rawValue))
+        {
             state = PlatformState(rawValue: text) ?? .active
         }
         var quota: Int64?
         var storagePolicy = DeletionPolicy.retain
-        if let node = spec["storage"], let map = reader.mapping(node, what: "spec.storage", allowed: ["quota", "deletionPolicy"]) {
+        if let node = spec["storage"],
+            let map = reader.mapping(node, what: "spec.storage", allowed: ["quota", "deletionPolicy"])
+        {
             if let quotaNode = map["quota"], let text = reader.string(quotaNode, what: "spec.storage.quota") {
                 if let bytes = Quantity.parse(text), bytes > 0 {
                     quota = bytes
                 } else {
-                    reader.error("invalid quota '\(text)': use a whole number with Ki, Mi, Gi or Ti, e.g. 5Gi", at: quotaNode.location)
+                    reader.error(
+                        "invalid quota '\(text)': use a whole number with Ki, Mi, Gi or Ti, e.g. 5Gi",
+                        at: quotaNode.location)
                 }
             }
-            if let policyNode = map["deletionPolicy"] { storagePolicy = policy(policyNode, what: "spec.storage.deletionPolicy", reader: &reader) }
+            if let policyNode = map["deletionPolicy"] {
+                storagePolicy = policy(policyNode, what: "spec.storage.deletionPolicy", reader: &reader)
+            }
         }
         var databasePolicy = DeletionPolicy.retain
-        if let node = spec["database"], let map = reader.mapping(node, what: "spec.database", allowed: ["deletionPolicy"]) {
-            if let policyNode = map["deletionPolicy"] { databasePolicy = policy(policyNode, what: "spec.database.deletionPolicy", reader: &reader) }
+        if let node = spec["database"],
+            let map = reader.mapping(node, what: "spec.database", allowed: ["deletionPolicy"])
+        {
+            if let policyNode = map["deletionPolicy"] {
+                databasePolicy = policy(policyNode, what: "spec.database.deletionPolicy", reader: &reader)
+            }
         }
         let protect = spec["protect"].flatMap { reader.bool($0, what: "spec.protect") } ?? false
         let suspend = spec["suspend"].flatMap { reader.bool($0, what: "spec.suspend") } ?? false
@@ -186,7 +217,9 @@ public enum ManifestLoader {
     }
 
     static func policy(_ node: YNode, what: String, reader: inout SchemaReader) -> DeletionPolicy {
-        guard let text = reader.choice(node, what: what, from: DeletionPolicy.allCases.map(\.rawValue)) else { return .retain }
+        guard let text = reader.choice(node, what: what, from: DeletionPolicy.allCases.map(\.rawValue)) else {
+            return .retain
+        }
         return DeletionPolicy(rawValue: text) ?? .retain
     }
 }

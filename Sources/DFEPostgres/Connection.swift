@@ -55,8 +55,7 @@ final class PGConnection {
         let keys = pairs.map { strdup($0.0) }
         let values = pairs.map { strdup($0.1) }
         defer {
-            keys.forEach { free($0) }
-            values.forEach { free($0) }
+            for pointer in keys + values { free(pointer) }
         }
         var keyPointers: [UnsafePointer<CChar>?] = keys.map { UnsafePointer($0) }
         var valuePointers: [UnsafePointer<CChar>?] = values.map { UnsafePointer($0) }
@@ -82,7 +81,9 @@ final class PGConnection {
     @discardableResult
     func query(_ sql: String, _ parameters: [String] = []) throws(PGFailure) -> [[String?]] {
         let copies = parameters.map { strdup($0) }
-        defer { copies.forEach { free($0) } }
+        defer {
+            for pointer in copies { free(pointer) }
+        }
         let pointers: [UnsafePointer<CChar>?] = copies.map { UnsafePointer($0) }
         let result = pointers.withUnsafeBufferPointer { buffer in
             PQexecParams(handle, sql, Int32(parameters.count), nil, buffer.baseAddress, nil, nil, 0)

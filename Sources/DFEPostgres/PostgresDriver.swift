@@ -14,6 +14,7 @@ public enum PostgresDriver {
 
 /// Provisions one role and one database owned by it per instance on a PostgreSQL server.
 public struct PostgresDatabaseProvisioner: DatabaseProvisioner, CustomStringConvertible {
+    /// Always `postgres`.
     public var driverName: String { "postgres" }
 
     /// Where the server is and how the admin logs in.
@@ -38,7 +39,9 @@ public struct PostgresDatabaseProvisioner: DatabaseProvisioner, CustomStringConv
             throw options.error("passwordFile", "use either passwordEnv or passwordFile, not both")
         }
         if let name = passwordEnv {
-            guard !name.isEmpty else { throw options.error("passwordEnv", "passwordEnv must name an environment variable") }
+            guard !name.isEmpty else {
+                throw options.error("passwordEnv", "passwordEnv must name an environment variable")
+            }
             guard let value = environment.environment[name], !value.isEmpty else {
                 throw options.error(
                     "passwordEnv",
@@ -53,13 +56,15 @@ public struct PostgresDatabaseProvisioner: DatabaseProvisioner, CustomStringConv
         let prefix = options.optional("prefix") ?? "dfe_"
         guard SQL.isValidPrefix(prefix) else {
             throw options.error(
-                "prefix", "prefix '\(prefix)' is invalid: it must match ^[a-z_][a-z0-9_]*$ (lowercase letters, digits, _)")
+                "prefix",
+                "prefix '\(prefix)' is invalid: it must match ^[a-z_][a-z0-9_]*$ (lowercase letters, digits, _)")
         }
 
         let sslmode = options.optional("sslmode") ?? "prefer"
         guard Self.sslModes.contains(sslmode) else {
             throw options.error(
-                "sslmode", "sslmode '\(sslmode)' is invalid; use one of: \(Self.sslModes.sorted().joined(separator: ", "))")
+                "sslmode",
+                "sslmode '\(sslmode)' is invalid; use one of: \(Self.sslModes.sorted().joined(separator: ", "))")
         }
 
         var timeout = 5
@@ -83,6 +88,7 @@ public struct PostgresDatabaseProvisioner: DatabaseProvisioner, CustomStringConv
 
     // MARK: - SubProvisioner
 
+    /// The desired role and database of `spec` on this server; never a password (pure).
     public func fields(for spec: InstanceSpec, host: HostConfig, dependencies: [ResourceKind: FieldSet]) -> FieldSet {
         let name = objectName(for: spec.name)
         return FieldSet([
@@ -94,17 +100,20 @@ public struct PostgresDatabaseProvisioner: DatabaseProvisioner, CustomStringConv
         ])
     }
 
+    /// Checks that the database and role exist, the database is owned by the role and closed to PUBLIC.
     public func observe(_ context: ResourceContext) async throws -> ObservedStatus {
         let names = names(preferringRecorded: context.fields.values.isEmpty, context)
         return try await offloaded { try self.observeBlocking(names) }
     }
 
+    /// Creates or repairs the role (resetting its password to the recorded one) and its database.
     public func apply(_ context: ResourceContext) async throws -> [String: String] {
         let names = names(preferringRecorded: context.fields.values.isEmpty, context)
         let recordedPassword = context.recorded?.outputs["password"]
         return try await offloaded { try self.applyBlocking(names, recordedPassword: recordedPassword) }
     }
 
+    /// Drops the database (ending its sessions) and the role; absent is success.
     public func delete(_ context: ResourceContext) async throws {
         let names = names(preferringRecorded: true, context)
         try await offloaded { try self.deleteBlocking(names) }
@@ -230,7 +239,7 @@ public struct PostgresDatabaseProvisioner: DatabaseProvisioner, CustomStringConv
         } else {
             do {
                 try connection.execute("CREATE ROLE \(role) LOGIN PASSWORD \(SQL.literal(password))")
-            } catch where error.sqlState == "42710" {  // duplicate_object: created concurrently
+            } catch  where error.sqlState == "42710" {  // duplicate_object: created concurrently
                 try step("setting the password of role \(names.role)") { () throws(PGFailure) in
                     try connection.execute(alter)
                 }
@@ -245,7 +254,7 @@ public struct PostgresDatabaseProvisioner: DatabaseProvisioner, CustomStringConv
         if !found.databaseExists {
             do {
                 try connection.execute("CREATE DATABASE \(database) OWNER \(role)")
-            } catch where error.sqlState == "42P04" {  // duplicate_database: created concurrently
+            } catch  where error.sqlState == "42P04" {  // duplicate_database: created concurrently
                 found = try inspect(connection, names)
                 if let owner = found.owner, owner != names.role {
                     throw DriverError(conflictMessage(names, owner: owner), retryable: false)
@@ -322,7 +331,9 @@ public struct PostgresDatabaseProvisioner: DatabaseProvisioner, CustomStringConv
         if components.password != nil {
             // Never echo the URL: it holds the password.
             throw options.error(
-                "url", "url must not contain a password; put it in a file named by passwordFile or a variable named by passwordEnv")
+                "url",
+                "url must not contain a password; put it in a file named by passwordFile or a variable named by passwordEnv"
+            )
         }
         guard components.query == nil, components.fragment == nil else {
             throw options.error("url", "url takes no query or fragment; use the options sslmode and connectTimeout")
@@ -347,7 +358,9 @@ public struct PostgresDatabaseProvisioner: DatabaseProvisioner, CustomStringConv
     }
 
     /// Reads the admin password from a file that must exist with mode 0600 or stricter.
-    static func readPasswordFile(_ path: String, options: DriverOptions, environment: DriverEnvironment) throws -> Secret {
+    static func readPasswordFile(_ path: String, options: DriverOptions, environment: DriverEnvironment) throws
+        -> Secret
+    {
         let url = environment.resolve(path)
         let attributes: [FileAttributeKey: Any]
         do {

@@ -86,7 +86,8 @@ public struct DriverEnvironment: Sendable {
 
     /// Resolves a config path against the workspace root.
     public func resolve(_ path: String) -> URL {
-        path.hasPrefix("/") ? URL(fileURLWithPath: path).standardizedFileURL
+        path.hasPrefix("/")
+            ? URL(fileURLWithPath: path).standardizedFileURL
             : root.appendingPathComponent(path).standardizedFileURL
     }
 }

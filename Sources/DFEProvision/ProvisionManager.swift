@@ -23,14 +23,17 @@ public struct ProvisionManager: Sendable {
     public let defaultHost: String
 
     /// Builds every host's drivers; reports every unknown driver or bad option, located.
-    public init(config: ProvisionersConfig, registry: DriverRegistry, environment: DriverEnvironment) throws(ValidationFailure) {
+    public init(config: ProvisionersConfig, registry: DriverRegistry, environment: DriverEnvironment)
+        throws(ValidationFailure)
+    {
         var hosts: [String: ResolvedHost] = [:]
         var diagnostics: [Diagnostic] = []
         for (name, host) in config.hosts.sorted(by: { $0.key < $1.key }) {
             var built: [ResourceKind: any SubProvisioner] = [:]
             for kind in ResourceKind.allCases {
                 guard let reference = host.provides[kind] else {
-                    diagnostics.append(Diagnostic("host '\(name)' provides no \(kind.rawValue) driver", at: host.location))
+                    diagnostics.append(
+                        Diagnostic("host '\(name)' provides no \(kind.rawValue) driver", at: host.location))
                     continue
                 }
                 guard let factory = registry.factory(kind, reference.driver) else {
@@ -46,7 +49,8 @@ public struct ProvisionManager: Sendable {
                 } catch let diagnostic as Diagnostic {
                     diagnostics.append(diagnostic)
                 } catch {
-                    diagnostics.append(Diagnostic("\(kind.rawValue) driver '\(reference.driver)': \(error)", at: reference.location))
+                    diagnostics.append(
+                        Diagnostic("\(kind.rawValue) driver '\(reference.driver)': \(error)", at: reference.location))
                 }
             }
             if let storage = built[.storage], let database = built[.database], let instance = built[.instance] {
@@ -67,7 +71,8 @@ public struct ProvisionManager: Sendable {
             let driver = host.provisioner(kind)
             let set = driver.fields(for: spec, host: host.config, dependencies: fields)
             fields[kind] = set
-            resources[kind] = DesiredResource(kind: kind, host: host.config.name, driver: driver.driverName, fields: set)
+            resources[kind] = DesiredResource(
+                kind: kind, host: host.config.name, driver: driver.driverName, fields: set)
         }
         return DesiredInstance(spec: spec, resources: resources)
     }

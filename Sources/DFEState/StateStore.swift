@@ -166,7 +166,10 @@ public final class StateStore: Sendable {
                     INSERT INTO journal (run_id, instance, resource, action, reason, status, started_at)
                     VALUES (?, ?, ?, ?, ?, 'started', ?)
                     """,
-                arguments: [run, change.instance, change.resource.rawValue, change.action.rawValue, change.reason, now.timeIntervalSince1970])
+                arguments: [
+                    run, change.instance, change.resource.rawValue, change.action.rawValue, change.reason,
+                    now.timeIntervalSince1970,
+                ])
             return db.lastInsertedRowID
         }
     }
@@ -198,10 +201,12 @@ public final class StateStore: Sendable {
                         JSONText.encode(resource.fields.values), JSONText.encode(resource.outputs), time,
                     ])
             case .forgotten(let kind):
-                try db.execute(sql: "DELETE FROM resources WHERE instance = ? AND kind = ?", arguments: [instance, kind.rawValue])
+                try db.execute(
+                    sql: "DELETE FROM resources WHERE instance = ? AND kind = ?", arguments: [instance, kind.rawValue])
             }
             try db.execute(
-                sql: "UPDATE journal SET status = 'succeeded', finished_at = ? WHERE id = ?", arguments: [time, journalID])
+                sql: "UPDATE journal SET status = 'succeeded', finished_at = ? WHERE id = ?",
+                arguments: [time, journalID])
         }
     }
 
@@ -224,7 +229,9 @@ public final class StateStore: Sendable {
         }
     }
 
-    static func journal(_ db: Database, where clause: String, arguments: StatementArguments, limit: Int = -1) throws -> [JournalEntry] {
+    static func journal(_ db: Database, where clause: String, arguments: StatementArguments, limit: Int = -1) throws
+        -> [JournalEntry]
+    {
         let rows = try Row.fetchAll(
             db,
             sql: "SELECT * FROM (SELECT * FROM journal WHERE \(clause) ORDER BY id DESC LIMIT \(limit)) ORDER BY id",
@@ -272,9 +279,11 @@ public final class StateStore: Sendable {
                     if !mine && !expired && !deadHere { throw StateError.leaseHeld(holder) }
                 }
                 try db.execute(
-                    sql: "INSERT OR REPLACE INTO lease (id, holder, pid, host, acquired_at, expires_at) VALUES (1, ?, ?, ?, ?, ?)",
+                    sql:
+                        "INSERT OR REPLACE INTO lease (id, holder, pid, host, acquired_at, expires_at) VALUES (1, ?, ?, ?, ?, ?)",
                     arguments: [
-                        "\(pid)@\(host)", pid, host, now.timeIntervalSince1970, now.addingTimeInterval(ttl.seconds).timeIntervalSince1970,
+                        "\(pid)@\(host)", pid, host, now.timeIntervalSince1970,
+                        now.addingTimeInterval(ttl.seconds).timeIntervalSince1970,
                     ])
                 return .commit
             }

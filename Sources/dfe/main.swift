@@ -1,1 +1,3 @@
-print("dfe")
+import DFECommands
+
+await DFE.main()

@@ -66,7 +66,7 @@ enum TestCluster {
 
     /// Runs `scripts/pg-cluster` with no inherited stdin/stdout and stderr into a log file.
     static func runScript(_ arguments: [String], log: String) throws -> (Int32, String) {
-        FileManager.default.createFile(atPath: log, contents: nil)
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
         defer { try? FileManager.default.removeItem(atPath: log) }
         let errors = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
         defer { try? errors.close() }

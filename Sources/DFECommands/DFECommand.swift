@@ -1,0 +1,39 @@
+import ArgumentParser
+import Foundation
+
+/// The `dfe` root command.
+struct DFECommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dfe",
+        abstract: "Declarative reconciler for DreamFactory instances.",
+        discussion: """
+            Keeps one YAML manifest per instance in manifests/, the hosts in config/, and the observed
+            state in var/state.sqlite. `dfe plan` shows what `dfe reconcile` would do.
+            """,
+        version: "0.1.0",
+        subcommands: [
+            ValidateCommand.self, ReconcileCommand.self, PlanCommand.self, StatusCommand.self, HistoryCommand.self,
+            ProvisionersCommand.self, UnlockCommand.self, ControllerCommand.self,
+        ])
+}
+
+/// Entry point used by the `dfe` executable.
+public enum DFE {
+    /// Parses the command line, runs the command and exits with its code.
+    public static func main(_ arguments: [String]? = nil) async -> Never {
+        do {
+            var command = try DFECommand.parseAsRoot(arguments)
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+            exit(0)
+        } catch let failure as CommandFailure {
+            FileHandle.standardError.write(Data("dfe: \(failure.description)\n".utf8))
+            exit(1)
+        } catch {
+            DFECommand.exit(withError: error)
+        }
+    }
+}

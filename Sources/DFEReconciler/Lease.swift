@@ -1,0 +1,68 @@
+import DFEState
+import Foundation
+import Synchronization
+
+/// The single-writer lease on the state, held for the length of a run and renewed while it runs.
+final class Lease: Sendable {
+    let store: StateStore
+    let clock: any WallClock
+    let ttl: Duration
+    let pid = getpid()
+    let host = Lease.hostName()
+    private let lost = Mutex(false)
+
+    init(store: StateStore, clock: any WallClock, ttl: Duration) {
+        self.store = store
+        self.clock = clock
+        self.ttl = ttl
+    }
+
+    /// This machine's host name.
+    static func hostName() -> String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count - 1) == 0 else { return "localhost" }
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// Whether a process exists on this host.
+    static func isAlive(_ pid: Int32) -> Bool {
+        kill(pid, 0) == 0 || errno == EPERM
+    }
+
+    /// Takes the lease; with `wait`, polls until it is free (or the task is cancelled).
+    func acquire(wait: Bool) async throws {
+        while true {
+            do {
+                try await store.acquireLease(pid: pid, host: host, ttl: ttl, at: clock.now(), isAlive: Lease.isAlive)
+                return
+            } catch StateError.leaseHeld(let holder) {
+                guard wait else { throw StateError.leaseHeld(holder) }
+                try await Task.sleep(for: .milliseconds(500))
+            }
+        }
+    }
+
+    /// Renews the lease until cancelled.
+    func keepRenewing(every interval: Duration) async {
+        while !Task.isCancelled {
+            do {
+                try await Task.sleep(for: interval)
+            } catch {
+                return
+            }
+            do {
+                try await store.renewLease(pid: pid, host: host, ttl: ttl, at: clock.now())
+            } catch {
+                lost.withLock { $0 = true }
+            }
+        }
+    }
+
+    /// Whether renewing failed because another process took the lease.
+    var isLost: Bool { lost.withLock { $0 } }
+
+    /// Releases the lease (best effort).
+    func release() async {
+        try? await store.releaseLease(pid: pid, host: host)
+    }
+}

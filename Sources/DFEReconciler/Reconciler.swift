@@ -1,0 +1,213 @@
+import DFECore
+public import DFEProvision
+import DFEState
+public import Foundation
+public import Logging
+
+/// Options of one run.
+public struct ReconcileOptions: Sendable {
+    public var dryRun = false
+    /// nil: use config's `prune`.
+    public var prune: Bool?
+    /// Limit the run to these instances.
+    public var only: Set<String>?
+    /// nil: use config's `parallelism`.
+    public var parallelism: Int?
+    /// Wait for the state lease instead of failing.
+    public var wait = false
+    /// Skip failed instances whose backoff has not ended (the controller); a hand-typed run retries at once.
+    public var honourBackoff = false
+    /// The manifests' revision (git commit) to record.
+    public var revision: String?
+
+    public init(
+        dryRun: Bool = false, prune: Bool? = nil, only: Set<String>? = nil, parallelism: Int? = nil,
+        wait: Bool = false, honourBackoff: Bool = false, revision: String? = nil
+    ) {
+        self.dryRun = dryRun
+        self.prune = prune
+        self.only = only
+        self.parallelism = parallelism
+        self.wait = wait
+        self.honourBackoff = honourBackoff
+        self.revision = revision
+    }
+}
+
+/// Observes, plans and applies: the level-based reconcile of a workspace.
+public struct Reconciler: Sendable {
+    public var workspace: Workspace
+    public var registry: DriverRegistry
+    public var environment: [String: String]
+    public var clock: any WallClock
+    public var logger: Logger
+    /// How long a lease lasts without renewal.
+    public var leaseTTL: Duration = .seconds(15)
+    /// How often the lease is renewed while running.
+    public var leaseRenewal: Duration = .seconds(5)
+
+    public init(
+        workspace: Workspace, registry: DriverRegistry,
+        environment: [String: String] = ProcessInfo.processInfo.environment,
+        clock: any WallClock = SystemClock(), logger: Logger = Logger(label: "dfe")
+    ) {
+        self.workspace = workspace
+        self.registry = registry
+        self.environment = environment
+        self.clock = clock
+        self.logger = logger
+    }
+
+    /// Loads and validates config and manifests.
+    public func loadInputs() throws(ReconcileError) -> LoadedInputs {
+        do {
+            return try InputLoader.load(workspace, registry: registry, environment: environment)
+        } catch {
+            throw .invalid(error)
+        }
+    }
+
+    /// One run. Dry runs read state without writing; applying runs hold the state lease.
+    public func run(_ options: ReconcileOptions, observer: ReconcileObserver? = nil) async throws(ReconcileError)
+        -> ReconcileReport
+    {
+        let inputs = try loadInputs()
+        return try await run(options, inputs: inputs, observer: observer)
+    }
+
+    /// One run over already-loaded inputs (the controller keeps the last good ones).
+    public func run(
+        _ options: ReconcileOptions, inputs: LoadedInputs, observer: ReconcileObserver? = nil
+    ) async throws(ReconcileError) -> ReconcileReport {
+        let started = ContinuousClock.now
+        if options.dryRun {
+            let recorded: [String: RecordedInstance]
+            do {
+                recorded = try StateStore.snapshot(url: workspace.state)
+            } catch {
+                throw .state(error)
+            }
+            var (plan, _, warnings) = await self.plan(inputs: inputs, recorded: recorded, options: options)
+            plan.instances.sort { $0.name < $1.name }
+            var report = ReconcileReport(dryRun: true, plan: plan, warnings: warnings, revision: options.revision)
+            report.errors = plan.instances.flatMap { instance in
+                instance.failures.sorted { $0.key < $1.key }.map {
+                    InstanceError(instance: instance.name, resource: $0.key, message: $0.value)
+                }
+            }
+            report.duration = ContinuousClock.now - started
+            return report
+        }
+        let store: StateStore
+        do {
+            store = try StateStore(url: workspace.state)
+        } catch {
+            throw .state(error)
+        }
+        defer { store.close() }
+        let lease = Lease(store: store, clock: clock, ttl: leaseTTL)
+        do {
+            try await lease.acquire(wait: options.wait)
+        } catch {
+            throw .state(error)
+        }
+        let result: Result<ReconcileReport, any Error> = await withTaskGroup(of: Void.self) { group in
+            group.addTask { await lease.keepRenewing(every: leaseRenewal) }
+            defer { group.cancelAll() }
+            do {
+                return .success(try await apply(options, inputs: inputs, store: store, observer: observer))
+            } catch {
+                return .failure(error)
+            }
+        }
+        await lease.release()
+        switch result {
+        case .success(var report):
+            report.duration = ContinuousClock.now - started
+            return report
+        case .failure(let error):
+            throw .state(error)
+        }
+    }
+
+    // MARK: Planning
+
+    /// Observes every relevant resource and plans; also returns the instances skipped for backoff.
+    func plan(
+        inputs: LoadedInputs, recorded: [String: RecordedInstance], options: ReconcileOptions
+    ) async -> (Plan, [String: DesiredInstance], [String]) {
+        let now = clock.now().timeIntervalSince1970
+        var warnings: [String] = []
+        var desired: [DesiredInstance] = []
+        for instance in inputs.desired {
+            if let only = options.only, !only.contains(instance.name) { continue }
+            if options.honourBackoff, let record = recorded[instance.name], record.phase == .failed,
+                record.failedSpecHash == instance.specHash, let next = record.nextAttemptAt, next > now
+            {
+                continue
+            }
+            desired.append(instance)
+        }
+        if let only = options.only {
+            let known = Set(inputs.desired.map(\.name)).union(recorded.keys)
+            for name in only.subtracting(known).sorted() { warnings.append("--only \(name): no such instance") }
+        }
+        let manager = inputs.manager
+        let targets = desired.filter { !$0.spec.suspend }
+        let observations = await concurrentMap(targets, limit: max(4, ProcessInfo.processInfo.activeProcessorCount * 2))
+        {
+            instance -> [(ResourceKey, ObservedStatus)] in
+            guard let host = manager.hosts[instance.spec.provisioner] else { return [] }
+            let record = recorded[instance.name]
+            var result: [(ResourceKey, ObservedStatus)] = []
+            for kind in ResourceKind.allCases {
+                guard let want = instance.resources[kind] else { continue }
+                let context = Self.context(
+                    instance: instance, kind: kind, want: want, host: host, record: record, outputs: [:])
+                let status: ObservedStatus
+                do {
+                    status = try await host.provisioner(kind).observe(context)
+                } catch {
+                    status = .conflict("cannot observe \(kind.rawValue): \(error)")
+                }
+                result.append((ResourceKey(instance.name, kind), status))
+            }
+            return result
+        }
+        var observed: [ResourceKey: ObservedStatus] = [:]
+        for list in observations { for (key, status) in list { observed[key] = status } }
+        var skippedForBackoff = Set(inputs.desired.map(\.name)).subtracting(desired.map(\.name))
+        if let only = options.only { skippedForBackoff.formIntersection(only) }
+        var relevantRecords = recorded
+        for name in skippedForBackoff { relevantRecords[name] = nil }
+        let plan = Planner.plan(
+            desired: desired, recorded: relevantRecords, observed: observed,
+            prune: options.prune ?? inputs.config.settings.prune, only: options.only)
+        // Skipped instances must not look orphaned: they are left out of the plan.
+        var filtered = plan
+        filtered.instances.removeAll { skippedForBackoff.contains($0.name) }
+        for instance in filtered.instances where instance.disposition == .protected {
+            warnings.append(
+                "\(instance.name) is protected (protect: true) and was not pruned; to delete it, restore its manifest with protect: false, reconcile, then remove the manifest"
+            )
+        }
+        return (filtered, Dictionary(uniqueKeysWithValues: desired.map { ($0.name, $0) }), warnings)
+    }
+
+    /// Builds a driver context for one resource of a desired instance.
+    static func context(
+        instance: DesiredInstance, kind: ResourceKind, want: DesiredResource, host: ResolvedHost,
+        record: RecordedInstance?, outputs: [ResourceKind: [String: String]]
+    ) -> ResourceContext {
+        var dependencies: [ResourceKind: [String: String]] = [:]
+        if kind == .instance {
+            for dependency in [ResourceKind.storage, .database] {
+                dependencies[dependency] = outputs[dependency] ?? record?.resources[dependency]?.outputs ?? [:]
+            }
+        }
+        return ResourceContext(
+            name: instance.name, owner: instance.spec.owner, spec: instance.spec, host: host.config,
+            fields: want.fields,
+            recorded: record?.resources[kind], dependencies: dependencies)
+    }
+}

@@ -1,0 +1,76 @@
+public import DFECore
+import Foundation
+
+/// A problem with one instance (or one of its resources) during a run.
+public struct InstanceError: Sendable, Hashable, Codable {
+    public var instance: String
+    public var resource: ResourceKind?
+    public var message: String
+
+    public init(instance: String, resource: ResourceKind?, message: String) {
+        self.instance = instance
+        self.resource = resource
+        self.message = message
+    }
+}
+
+/// What a reconcile (or a dry run) planned and, when applying, what came of it.
+public struct ReconcileReport: Sendable {
+    public var dryRun: Bool
+    public var plan: Plan
+    /// Instances that failed, with their errors.
+    public var errors: [InstanceError]
+    /// Things worth telling the operator that are not errors (protected orphans, recovered steps).
+    public var warnings: [String]
+    /// Applied changes that succeeded.
+    public var applied: [ResourceChange]
+    public var revision: String?
+    public var duration: Duration
+
+    public init(
+        dryRun: Bool, plan: Plan, errors: [InstanceError] = [], warnings: [String] = [],
+        applied: [ResourceChange] = [], revision: String? = nil, duration: Duration = .zero
+    ) {
+        self.dryRun = dryRun
+        self.plan = plan
+        self.errors = errors
+        self.warnings = warnings
+        self.applied = applied
+        self.revision = revision
+        self.duration = duration
+    }
+
+    /// The summary counted from the plan, with failures from observing and applying.
+    public var summary: PlanSummary {
+        var summary = plan.summary
+        let failedDuringApply = Set(errors.map(\.instance))
+        let alreadyCounted = Set(plan.instances.filter { !$0.failures.isEmpty }.map(\.name))
+        summary.failed += failedDuringApply.subtracting(alreadyCounted).count
+        return summary
+    }
+}
+
+/// Progress of a run, for the command layer's output and the controller's logs.
+public enum ReconcileEvent: Sendable {
+    case stepStarted(ResourceChange)
+    case stepFinished(ResourceChange, duration: Duration, error: String?)
+    case warning(String)
+}
+
+/// Receives progress events; must be cheap and thread-safe.
+public typealias ReconcileObserver = @Sendable (ReconcileEvent) -> Void
+
+/// Typed failures of a whole run (per-instance failures are in the report instead).
+public enum ReconcileError: Error, Sendable, CustomStringConvertible {
+    /// Manifests or config are invalid: nothing was touched.
+    case invalid(ValidationFailure)
+    /// The state could not be opened, or its lease is held.
+    case state(any Error)
+
+    public var description: String {
+        switch self {
+        case .invalid(let failure): failure.description
+        case .state(let error): "\(error)"
+        }
+    }
+}
