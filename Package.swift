@@ -81,7 +81,38 @@ let package = Package(
             swiftSettings: strict
         ),
         .executableTarget(name: "dfe", dependencies: ["DFECommands"], swiftSettings: strict),
+        // Shared helpers for tests: temporary workspaces, example manifests, running the dfe binary.
+        .target(
+            name: "DFETestSupport",
+            dependencies: [
+                "DFECore", "DFEReconciler", "DFEDrivers", "DFEState", .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            path: "Tests/Support",
+            swiftSettings: strict
+        ),
+        .testTarget(name: "DFECoreTests", dependencies: ["DFECore"], swiftSettings: strict),
+        .testTarget(
+            name: "DFEManifestTests", dependencies: ["DFEManifest", "DFECore", "DFETestSupport"], swiftSettings: strict),
+        .testTarget(name: "DFEStateTests", dependencies: ["DFEState", "DFECore", "DFETestSupport"], swiftSettings: strict),
+        .testTarget(
+            name: "DFEDriversTests", dependencies: ["DFEDrivers", "DFEProvision", "DFECore", "DFETestSupport"],
+            swiftSettings: strict),
         .testTarget(
             name: "DFEPostgresTests", dependencies: ["DFEPostgres", "DFEProvision", "DFECore"], swiftSettings: strict),
+        .testTarget(
+            name: "DFEReconcilerTests",
+            dependencies: ["DFEReconciler", "DFEDrivers", "DFEState", "DFECore", "DFETestSupport"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "DFEControllerTests",
+            dependencies: ["DFEController", "DFEReconciler", "DFETestSupport", "dfe"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "DFECommandsTests",
+            dependencies: ["DFECommands", "DFETestSupport", "dfe"],
+            swiftSettings: strict
+        ),
     ]
 )

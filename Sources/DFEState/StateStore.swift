@@ -5,7 +5,8 @@ import GRDB
 /// The observed state: one SQLite file in WAL mode holding instances, resources, runs, the journal and the lease.
 public final class StateStore: Sendable {
     public let url: URL
-    private let pool: DatabasePool
+    /// One connection (WAL mode): closing it as the last connection checkpoints and removes `-wal`/`-shm`.
+    private let pool: DatabaseQueue
 
     /// Opens (creating when needed) and migrates the state database. The file is made mode 0600: it holds secrets.
     public init(url: URL) throws(StateError) {
@@ -22,7 +23,8 @@ public final class StateStore: Sendable {
             var config = Configuration()
             config.busyMode = .timeout(10)
             config.foreignKeysEnabled = true
-            pool = try DatabasePool(path: path, configuration: config)
+            config.journalMode = .wal
+            pool = try DatabaseQueue(path: path, configuration: config)
             if try pool.read({ db in try Schema.migrator.hasBeenSuperseded(db) }) {
                 throw StateError.newerSchema(path: path)
             }

@@ -1,0 +1,124 @@
+import DFECore
+import DFEReconciler
+import DFEState
+import DFETestSupport
+import Foundation
+import Testing
+
+@Suite struct ReconcileTests {
+    func workspaceWithThree() throws -> TemporaryWorkspace {
+        let ws = try TemporaryWorkspace()
+        try ws.addInstance("alpha", owner: "a@example.com")
+        try ws.addInstance("beta", owner: "a@example.com", extra: "  offerings: {instance-version: \"6.2\"}")
+        try ws.addInstance("gamma", owner: "g@example.com")
+        return ws
+    }
+
+    @Test func threeManifestsPlanNineCreatesThenConvergeToNineUnchanged() async throws {
+        let ws = try workspaceWithThree()
+        defer { ws.delete() }
+        let reconciler = ws.reconciler()
+        let plan = try await reconciler.run(ReconcileOptions(dryRun: true))
+        #expect(plan.summary.create == 9)
+        #expect(plan.summary.hasPendingChanges)
+        #expect(plan.plan.changes.map(\.resource) == Array(repeating: [.storage, .database, .instance], count: 3).flatMap { $0 })
+
+        let applied = try await reconciler.run(ReconcileOptions())
+        #expect(applied.errors.isEmpty)
+        #expect(applied.applied.count == 9)
+        for name in ["alpha", "beta", "gamma"] {
+            #expect(FileManager.default.fileExists(atPath: ws.metadataPath(name)))
+            #expect(FileManager.default.fileExists(atPath: ws.databasePath(name)))
+        }
+        let again = try await reconciler.run(ReconcileOptions(dryRun: true))
+        #expect(again.summary.unchanged == 9)
+        #expect(!again.summary.hasPendingChanges)
+        let phases = try ws.recorded().mapValues(\.phase)
+        #expect(phases == ["alpha": .ready, "beta": .ready, "gamma": .ready])
+    }
+
+    @Test func dryRunLeavesTheWorkspaceByteIdenticalBeforeAndAfterApply() async throws {
+        let ws = try workspaceWithThree()
+        defer { ws.delete() }
+        let reconciler = ws.reconciler()
+        let fresh = try ws.treeDigest()
+        _ = try await reconciler.run(ReconcileOptions(dryRun: true))
+        #expect(try ws.treeDigest() == fresh)
+        #expect(!ws.exists("var"))
+
+        _ = try await reconciler.run(ReconcileOptions())
+        try ws.addInstance("delta")
+        try FileManager.default.removeItem(atPath: ws.storagePath("alpha", owner: "a@example.com") + "/applications")
+        let before = try ws.treeDigest()
+        let plan = try await reconciler.run(ReconcileOptions(dryRun: true, prune: true))
+        #expect(plan.summary.create == 3)
+        #expect(plan.summary.update == 1)
+        #expect(try ws.treeDigest() == before)
+    }
+
+    @Test func changingAnOfferingPlansExactlyOneInstanceUpdateAndKeepsTheAppKey() async throws {
+        let ws = try workspaceWithThree()
+        defer { ws.delete() }
+        let reconciler = ws.reconciler()
+        _ = try await reconciler.run(ReconcileOptions())
+        let keyBefore = try #require(ws.metadata("beta")["appKey"] as? [String: String])
+
+        try ws.addInstance("beta", owner: "a@example.com", extra: "  offerings: {instance-version: \"7.4\"}")
+        let plan = try await reconciler.run(ReconcileOptions(dryRun: true))
+        #expect(plan.plan.changes.count == 1)
+        let change = try #require(plan.plan.changes.first)
+        #expect(change.instance == "beta")
+        #expect(change.resource == .instance)
+        #expect(change.action == .update)
+        #expect(change.fieldChanges == [FieldChange(field: "offerings.instance-version", old: "6.2", new: "7.4")])
+
+        _ = try await reconciler.run(ReconcileOptions())
+        let document = try ws.metadata("beta")
+        #expect((document["instance"] as? [String: Any])?["offerings"] as? [String: String] == ["instance-version": "7.4"])
+        #expect(document["appKey"] as? [String: String] == keyBefore)
+    }
+
+    @Test func driftOfStorageDatabaseAndMetadataIsPlannedAsDriftAndRepaired() async throws {
+        let ws = try workspaceWithThree()
+        defer { ws.delete() }
+        let reconciler = ws.reconciler()
+        _ = try await reconciler.run(ReconcileOptions())
+        let keyBefore = try #require(ws.metadata("gamma")["appKey"] as? [String: String])
+
+        try FileManager.default.removeItem(atPath: ws.storagePath("alpha", owner: "a@example.com"))
+        try FileManager.default.removeItem(atPath: ws.databasePath("beta"))
+        var edited = try ws.read(ws.metadataPath("gamma"))
+        edited = edited.replacingOccurrences(of: "\"active\"", with: "\"locked\"")
+        try Data(edited.utf8).write(to: URL(fileURLWithPath: ws.metadataPath("gamma")))
+
+        let plan = try await reconciler.run(ReconcileOptions(dryRun: true))
+        let changes = plan.plan.changes.map { "\($0.instance)/\($0.resource.rawValue)/\($0.action.rawValue)/\($0.reason)" }
+        #expect(changes == ["alpha/storage/create/drift", "beta/database/create/drift", "gamma/instance/update/drift"])
+
+        let applied = try await reconciler.run(ReconcileOptions())
+        #expect(applied.errors.isEmpty)
+        var isDirectory: ObjCBool = false
+        #expect(FileManager.default.fileExists(atPath: ws.storagePath("alpha", owner: "a@example.com") + "/.private/logs", isDirectory: &isDirectory))
+        #expect(FileManager.default.fileExists(atPath: ws.databasePath("beta")))
+        #expect(((try ws.metadata("gamma"))["instance"] as? [String: Any])?["platformState"] as? String == "active")
+        #expect(try ws.metadata("gamma")["appKey"] as? [String: String] == keyBefore)
+        let after = try await reconciler.run(ReconcileOptions(dryRun: true))
+        #expect(!after.summary.hasPendingChanges)
+    }
+
+    @Test func aForeignDatabaseFileIsMovedAsideNotOverwritten() async throws {
+        let ws = try workspaceWithThree()
+        defer { ws.delete() }
+        let reconciler = ws.reconciler()
+        _ = try await reconciler.run(ReconcileOptions())
+        // Put alpha's database where beta's belongs: owned by another instance.
+        try FileManager.default.removeItem(atPath: ws.databasePath("beta"))
+        try FileManager.default.copyItem(atPath: ws.databasePath("alpha"), toPath: ws.databasePath("beta"))
+        let plan = try await reconciler.run(ReconcileOptions(dryRun: true))
+        #expect(plan.plan.changes.map(\.reason) == ["drift"])
+        _ = try await reconciler.run(ReconcileOptions())
+        let files = try FileManager.default.contentsOfDirectory(atPath: ws.root.appendingPathComponent("var/databases").path)
+        #expect(files.contains { $0.hasPrefix("beta.sqlite.foreign-") })
+        #expect(!(try await reconciler.run(ReconcileOptions(dryRun: true))).summary.hasPendingChanges)
+    }
+}
