@@ -46,6 +46,11 @@ public enum InputLoader {
         let desired = specs.compactMap { manager.desired($0) }
         return LoadedInputs(config: config, manager: manager, specs: specs, desired: desired)
     }
+
+    /// Reads and validates the config alone (the controller needs its settings even when manifests are invalid).
+    public static func loadConfig(_ workspace: Workspace) throws(ValidationFailure) -> WorkspaceConfig {
+        try ConfigLoader.load(configDirectory: workspace.config, root: workspace.root)
+    }
 }
 
 /// The wall clock, injected so backoff and lease tests never sleep.

@@ -13,13 +13,15 @@ import Testing
         try ws.addInstance("gone", extra: extra)
         _ = try await ws.reconciler().run(ReconcileOptions())
         try Data("customer data".utf8).write(to: URL(fileURLWithPath: ws.storagePath("gone") + "/applications/app.txt"))
-        try SQLiteShell.execute(ws.databasePath("gone"), "CREATE TABLE orders (id INTEGER); INSERT INTO orders VALUES (42);")
+        try SQLiteShell.execute(
+            ws.databasePath("gone"), "CREATE TABLE orders (id INTEGER); INSERT INTO orders VALUES (42);")
         try ws.remove("manifests/gone.yaml")
         return ws
     }
 
     @Test func withoutPruneAGoneManifestIsOrphanedAndLeftAlone() async throws {
-        let ws = try await appliedThenRemoved("  database: {deletionPolicy: Delete}\n  storage: {deletionPolicy: Delete}")
+        let ws = try await appliedThenRemoved(
+            "  database: {deletionPolicy: Delete}\n  storage: {deletionPolicy: Delete}")
         defer { ws.delete() }
         let report = try await ws.reconciler().run(ReconcileOptions())
         #expect(report.errors.isEmpty)
@@ -35,7 +37,10 @@ import Testing
         defer { ws.delete() }
         let reconciler = ws.reconciler()
         let plan = try await reconciler.run(ReconcileOptions(dryRun: true, prune: true))
-        #expect(plan.plan.changes.map { "\($0.resource.rawValue):\($0.action.rawValue)" } == ["instance:delete", "database:retain", "storage:retain"])
+        #expect(
+            plan.plan.changes.map { "\($0.resource.rawValue):\($0.action.rawValue)" } == [
+                "instance:delete", "database:retain", "storage:retain",
+            ])
         let report = try await reconciler.run(ReconcileOptions(prune: true))
         #expect(report.errors.isEmpty)
         #expect(try ws.recorded()["gone"] == nil)
@@ -53,11 +58,15 @@ import Testing
     }
 
     @Test func pruneWithDeleteRemovesInstanceDatabaseAndStorage() async throws {
-        let ws = try await appliedThenRemoved("  database: {deletionPolicy: Delete}\n  storage: {deletionPolicy: Delete}")
+        let ws = try await appliedThenRemoved(
+            "  database: {deletionPolicy: Delete}\n  storage: {deletionPolicy: Delete}")
         defer { ws.delete() }
         let report = try await ws.reconciler().run(ReconcileOptions(prune: true))
         #expect(report.errors.isEmpty)
-        #expect(report.applied.map { "\($0.resource.rawValue):\($0.action.rawValue)" } == ["instance:delete", "database:delete", "storage:delete"])
+        #expect(
+            report.applied.map { "\($0.resource.rawValue):\($0.action.rawValue)" } == [
+                "instance:delete", "database:delete", "storage:delete",
+            ])
         #expect(!FileManager.default.fileExists(atPath: ws.storagePath("gone")))
         #expect(!FileManager.default.fileExists(atPath: ws.databasePath("gone")))
         #expect(!FileManager.default.fileExists(atPath: ws.metadataPath("gone")))

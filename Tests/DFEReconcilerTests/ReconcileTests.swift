@@ -21,7 +21,9 @@ import Testing
         let plan = try await reconciler.run(ReconcileOptions(dryRun: true))
         #expect(plan.summary.create == 9)
         #expect(plan.summary.hasPendingChanges)
-        #expect(plan.plan.changes.map(\.resource) == Array(repeating: [.storage, .database, .instance], count: 3).flatMap { $0 })
+        #expect(
+            plan.plan.changes.map(\.resource)
+                == Array(repeating: [.storage, .database, .instance], count: 3).flatMap { $0 })
 
         let applied = try await reconciler.run(ReconcileOptions())
         #expect(applied.errors.isEmpty)
@@ -74,7 +76,8 @@ import Testing
 
         _ = try await reconciler.run(ReconcileOptions())
         let document = try ws.metadata("beta")
-        #expect((document["instance"] as? [String: Any])?["offerings"] as? [String: String] == ["instance-version": "7.4"])
+        #expect(
+            (document["instance"] as? [String: Any])?["offerings"] as? [String: String] == ["instance-version": "7.4"])
         #expect(document["appKey"] as? [String: String] == keyBefore)
     }
 
@@ -92,13 +95,17 @@ import Testing
         try Data(edited.utf8).write(to: URL(fileURLWithPath: ws.metadataPath("gamma")))
 
         let plan = try await reconciler.run(ReconcileOptions(dryRun: true))
-        let changes = plan.plan.changes.map { "\($0.instance)/\($0.resource.rawValue)/\($0.action.rawValue)/\($0.reason)" }
+        let changes = plan.plan.changes.map {
+            "\($0.instance)/\($0.resource.rawValue)/\($0.action.rawValue)/\($0.reason)"
+        }
         #expect(changes == ["alpha/storage/create/drift", "beta/database/create/drift", "gamma/instance/update/drift"])
 
         let applied = try await reconciler.run(ReconcileOptions())
         #expect(applied.errors.isEmpty)
         var isDirectory: ObjCBool = false
-        #expect(FileManager.default.fileExists(atPath: ws.storagePath("alpha", owner: "a@example.com") + "/.private/logs", isDirectory: &isDirectory))
+        #expect(
+            FileManager.default.fileExists(
+                atPath: ws.storagePath("alpha", owner: "a@example.com") + "/.private/logs", isDirectory: &isDirectory))
         #expect(FileManager.default.fileExists(atPath: ws.databasePath("beta")))
         #expect(((try ws.metadata("gamma"))["instance"] as? [String: Any])?["platformState"] as? String == "active")
         #expect(try ws.metadata("gamma")["appKey"] as? [String: String] == keyBefore)
@@ -117,7 +124,8 @@ import Testing
         let plan = try await reconciler.run(ReconcileOptions(dryRun: true))
         #expect(plan.plan.changes.map(\.reason) == ["drift"])
         _ = try await reconciler.run(ReconcileOptions())
-        let files = try FileManager.default.contentsOfDirectory(atPath: ws.root.appendingPathComponent("var/databases").path)
+        let files = try FileManager.default.contentsOfDirectory(
+            atPath: ws.root.appendingPathComponent("var/databases").path)
         #expect(files.contains { $0.hasPrefix("beta.sqlite.foreign-") })
         #expect(!(try await reconciler.run(ReconcileOptions(dryRun: true))).summary.hasPendingChanges)
     }
