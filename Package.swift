@@ -93,7 +93,8 @@ let package = Package(
         .testTarget(name: "DFECoreTests", dependencies: ["DFECore"], swiftSettings: strict),
         .testTarget(
             name: "DFEManifestTests", dependencies: ["DFEManifest", "DFECore", "DFETestSupport"], swiftSettings: strict),
-        .testTarget(name: "DFEStateTests", dependencies: ["DFEState", "DFECore", "DFETestSupport"], swiftSettings: strict),
+        .testTarget(
+            name: "DFEStateTests", dependencies: ["DFEState", "DFECore", "DFETestSupport"], swiftSettings: strict),
         .testTarget(
             name: "DFEDriversTests", dependencies: ["DFEDrivers", "DFEProvision", "DFECore", "DFETestSupport"],
             swiftSettings: strict),
