@@ -99,7 +99,10 @@ let package = Package(
             name: "DFEDriversTests", dependencies: ["DFEDrivers", "DFEProvision", "DFECore", "DFETestSupport"],
             swiftSettings: strict),
         .testTarget(
-            name: "DFEPostgresTests", dependencies: ["DFEPostgres", "DFEProvision", "DFECore"], swiftSettings: strict),
+            name: "DFEPostgresTests",
+            dependencies: ["DFEPostgres", "DFEProvision", "DFECore", "DFEReconciler", "DFEDrivers", "DFETestSupport"],
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "DFEReconcilerTests",
             dependencies: ["DFEReconciler", "DFEDrivers", "DFEState", "DFECore", "DFETestSupport"],

@@ -1,8 +1,9 @@
 import DFECore
-@testable import DFEPostgres
 import DFEProvision
 import Foundation
 import Testing
+
+@testable import DFEPostgres
 
 /// The factory's option validation and the pure parts of the driver.
 struct PostgresOptionTests {

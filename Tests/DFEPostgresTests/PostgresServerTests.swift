@@ -1,8 +1,9 @@
 import DFECore
-@testable import DFEPostgres
 import DFEProvision
 import Foundation
 import Testing
+
+@testable import DFEPostgres
 
 /// Behaviour against a real PostgreSQL server (a throwaway cluster started once per run).
 @Suite(
@@ -71,7 +72,9 @@ struct PostgresServerTests {
         #expect(try await driver.observe(context(driver, "drift", recorded: outputs)) == .ok)
 
         try admin(cluster, "DROP DATABASE dfe_drift")
-        #expect(try await driver.observe(context(driver, "drift", recorded: outputs)) == .drifted("database dfe_drift missing"))
+        #expect(
+            try await driver.observe(context(driver, "drift", recorded: outputs))
+                == .drifted("database dfe_drift missing"))
 
         let repaired = try await driver.apply(context(driver, "drift", recorded: outputs))
         #expect(repaired == outputs)
@@ -141,7 +144,10 @@ struct PostgresServerTests {
     @Test func wrongAdminPasswordIsARetryableUnreachableErrorWithoutThePassword() async throws {
         let cluster = try await TestCluster.shared()
         let driver = try makeDriver(
-            ["url": "postgres://postgres@127.0.0.1:\(cluster.port)/postgres", "passwordEnv": "PW", "sslmode": "disable"],
+            [
+                "url": "postgres://postgres@127.0.0.1:\(cluster.port)/postgres", "passwordEnv": "PW",
+                "sslmode": "disable",
+            ],
             environment: ["PW": "not-the-admin-password"])
         let error = await #expect(throws: DriverError.self) { try await driver.observe(context(driver, "badlogin")) }
         #expect(error?.retryable == true)

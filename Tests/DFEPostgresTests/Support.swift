@@ -1,7 +1,8 @@
 import DFECore
-@testable import DFEPostgres
 import DFEProvision
 import Foundation
+
+@testable import DFEPostgres
 
 let configLocation = SourceLocation(path: "config/provisioners.yaml", line: 4, column: 5)
 
@@ -47,7 +48,8 @@ let testHost = HostConfig(
     name: "pg", provides: [:], offerings: [:], resourceURI: "https://example.test", location: configLocation)
 
 /// The context of instance `name`'s database, optionally with what a previous apply returned.
-func context(_ driver: any SubProvisioner, _ name: String, recorded outputs: [String: String]? = nil) -> ResourceContext {
+func context(_ driver: any SubProvisioner, _ name: String, recorded outputs: [String: String]? = nil) -> ResourceContext
+{
     let spec = InstanceSpec(
         name: name, owner: "tester", provisioner: "pg", source: SourceLocation(path: "instances/\(name).yaml"))
     let fields = driver.fields(for: spec, host: testHost, dependencies: [:])
@@ -62,7 +64,8 @@ func context(_ driver: any SubProvisioner, _ name: String, recorded outputs: [St
 func pruneContext(_ name: String, recorded outputs: [String: String]) -> ResourceContext {
     let recorded = RecordedResource(
         kind: .database, host: "pg", driver: "postgres", specHash: "", fields: FieldSet(), outputs: outputs)
-    return ResourceContext(name: name, owner: "tester", spec: nil, host: testHost, fields: FieldSet(), recorded: recorded)
+    return ResourceContext(
+        name: name, owner: "tester", spec: nil, host: testHost, fields: FieldSet(), recorded: recorded)
 }
 
 /// A direct libpq connection to the cluster.

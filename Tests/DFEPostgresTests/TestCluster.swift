@@ -49,7 +49,8 @@ enum TestCluster {
     static func start() throws -> RunningCluster {
         guard binariesPresent else {
             throw HarnessError(
-                "PostgreSQL binaries not found in /usr/lib/postgresql/*/bin (install postgresql-15); CI=true makes this a failure")
+                "PostgreSQL binaries not found in /usr/lib/postgresql/*/bin (install postgresql-15); CI=true makes this a failure"
+            )
         }
         let dir = try makeTempDirectory()
         clusterToStop.withLock { $0 = dir }
