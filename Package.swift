@@ -62,7 +62,7 @@ let package = Package(
         .target(
             name: "DFEController",
             dependencies: [
-                "DFEReconciler",
+                "DFECore", "DFEProvision", "DFEState", "DFEReconciler",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -110,7 +110,7 @@ let package = Package(
         ),
         .testTarget(
             name: "DFEControllerTests",
-            dependencies: ["DFEController", "DFEReconciler", "DFETestSupport", "dfe"],
+            dependencies: ["DFEController", "DFEReconciler", "DFECore", "DFEDrivers", "DFETestSupport", "dfe"],
             swiftSettings: strict
         ),
         .testTarget(

@@ -1,5 +1,6 @@
 import ArgumentParser
 import DFEController
+import DFECore
 import DFEReconciler
 import Foundation
 import Logging
@@ -47,6 +48,41 @@ struct ControllerCommand: AsyncParsableCommand {
             throw ValidationError("--log-format must be logfmt or json")
         }
         LogSetup.bootstrap(level: logLevel.level, format: format)
-        throw CommandFailure("the controller is not available in this build yet")
+        var logger = Logger(label: "dfe.controller")
+        logger.logLevel = logLevel.level
+        var options = ControllerOptions(
+            workspace: workspace.workspace(), registry: AllDrivers.registry(), listen: listen,
+            prune: prune ? true : nil, parallelism: parallelism, logger: logger)
+        options.interval = try Self.duration(interval, option: "--interval")
+        if let git {
+            options.git = GitSourceOptions(
+                url: git, ref: ref, path: path, interval: try Self.duration(gitInterval, option: "--git-interval"))
+        }
+        do {
+            try await Controller(options: options).run()
+        } catch {
+            throw CommandFailure("controller: \(error)")
+        }
+    }
+
+    func validate() throws {
+        if let parallelism, !(1...256).contains(parallelism) {
+            throw ValidationError("--parallelism must be between 1 and 256")
+        }
+        if let listen, ListenAddress(listen) == nil {
+            throw ValidationError("--listen must be HOST:PORT, e.g. 127.0.0.1:9420")
+        }
+        _ = try Self.duration(interval, option: "--interval")
+        _ = try Self.duration(gitInterval, option: "--git-interval")
+        if git == nil, gitInterval != nil { throw ValidationError("--git-interval needs --git") }
+    }
+
+    /// Parses a positive duration option (`500ms`, `2s`, `5m`, `1h`); nil stays nil.
+    static func duration(_ text: String?, option: String) throws -> Duration? {
+        guard let text else { return nil }
+        guard let duration = DurationText.parse(text), duration > .zero else {
+            throw ValidationError("\(option) must be a positive duration like 500ms, 2s, 5m or 1h")
+        }
+        return duration
     }
 }

@@ -15,21 +15,26 @@ public enum DurationText {
             }
             guard let value = Int64(number) else { return nil }
             let rest = text[index...]
+            let unitMilliseconds: Int64
             if rest.hasPrefix("ms") {
-                total += .milliseconds(value)
+                unitMilliseconds = 1
                 index = text.index(index, offsetBy: 2)
             } else if char == "s" {
-                total += .seconds(value)
+                unitMilliseconds = 1000
                 index = text.index(after: index)
             } else if char == "m" {
-                total += .seconds(value * 60)
+                unitMilliseconds = 60_000
                 index = text.index(after: index)
             } else if char == "h" {
-                total += .seconds(value * 3600)
+                unitMilliseconds = 3_600_000
                 index = text.index(after: index)
             } else {
                 return nil
             }
+            // Reject anything beyond about 290 million years instead of trapping on overflow.
+            let (milliseconds, overflow) = value.multipliedReportingOverflow(by: unitMilliseconds)
+            guard !overflow, milliseconds < Int64.max / 2 - total.milliseconds else { return nil }
+            total += .milliseconds(milliseconds)
             number = ""
             sawUnit = true
         }

@@ -112,14 +112,12 @@ public struct FieldSet: Sendable, Hashable, Codable {
         set { values[key] = newValue }
     }
 
-    /// SHA-256 over the sorted `key=value` lines.
+    /// SHA-256 over the sorted, length-prefixed keys and values (so no two distinct sets collide).
     public var hash: String {
         var text = ""
         for key in values.keys.sorted() {
-            text += key
-            text += "="
-            text += values[key] ?? ""
-            text += "\n"
+            let value = values[key] ?? ""
+            text += "\(key.utf8.count):\(key)\(value.utf8.count):\(value);"
         }
         return SHA256.hex(text)
     }

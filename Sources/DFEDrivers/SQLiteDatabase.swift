@@ -75,7 +75,7 @@ public struct SQLiteDatabaseProvisioner: DatabaseProvisioner {
             case .owner(let owner) where owner == name:
                 return
             case .owner, .unowned:
-                let aside = "\(path).foreign-\(Int(Date().timeIntervalSince1970))"
+                let aside = Self.asideName(for: path)
                 guard rename(path, aside) == 0 else {
                     throw DriverError("cannot move foreign database \(path) aside: \(String(cString: strerror(errno)))")
                 }
@@ -85,6 +85,18 @@ public struct SQLiteDatabaseProvisioner: DatabaseProvisioner {
             try Self.create(path, owner: name)
         }
         return ["driver": driverName, "path": path]
+    }
+
+    /// A name beside `path` that does not exist yet: `NAME.sqlite.foreign-SECONDS[-N]`.
+    static func asideName(for path: String) -> String {
+        let base = "\(path).foreign-\(Int(Date().timeIntervalSince1970))"
+        var candidate = base
+        var counter = 1
+        while FileSystem.entry(candidate) != .absent {
+            counter += 1
+            candidate = "\(base)-\(counter)"
+        }
+        return candidate
     }
 
     /// Creates the database under a temporary name, records the owner, checkpoints and renames it into place.

@@ -67,7 +67,7 @@ public enum ConfigLoader {
         var defaultHost = hosts.count == 1 ? hosts.keys.first ?? "" : ""
         if let node = top["default"], let name = reader.string(node, what: "default") {
             defaultHost = name
-            if hostsNode.isMapping, hosts[name] == nil, reader.diagnostics.isEmpty {
+            if hostsNode.isMapping, hosts[name] == nil {
                 reader.error("default host '\(name)' is not defined under 'hosts'", at: node.location)
             }
         } else if top["default"] == nil, hosts.count != 1 {

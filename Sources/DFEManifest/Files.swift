@@ -45,7 +45,12 @@ public enum WorkspaceFiles {
             let ext = url.pathExtension
             guard ext == "yaml" || ext == "yml" else { continue }
             if url.lastPathComponent.hasPrefix(".") { continue }
-            if (try? url.resourceValues(forKeys: [.isRegularFileKey]).isRegularFile) == true {
+            // stat() follows symbolic links: a linked manifest counts like the file it points to.
+            var info = stat()
+            if stat(url.path, &info) == 0, info.st_mode & S_IFMT == S_IFREG {
+                files.append(url.standardizedFileURL)
+            } else if lstat(url.path, &info) == 0, info.st_mode & S_IFMT == S_IFLNK {
+                // A dangling link is read (and reported as missing) rather than silently skipped.
                 files.append(url.standardizedFileURL)
             }
         }

@@ -16,19 +16,16 @@ public final class StateStore: Sendable {
             try FileManager.default.createDirectory(
                 at: url.deletingLastPathComponent(), withIntermediateDirectories: true,
                 attributes: [.posixPermissions: 0o750])
-            let existed = FileManager.default.fileExists(atPath: path)
-            if !existed {
-                _ = FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600])
-            }
+            // O_EXCL: never replace a file another process may have just created and started writing.
+            let descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+            if descriptor >= 0 { Glibc.close(descriptor) }
+            // The state holds generated secrets: keep it private even if it was created otherwise.
+            chmod(path, 0o600)
             var config = Configuration()
             config.busyMode = .timeout(10)
             config.foreignKeysEnabled = true
             config.journalMode = .wal
-            pool = try DatabaseQueue(path: path, configuration: config)
-            if try pool.read({ db in try Schema.migrator.hasBeenSuperseded(db) }) {
-                throw StateError.newerSchema(path: path)
-            }
-            try Schema.migrator.migrate(pool)
+            pool = try Self.openAndMigrate(path: path, configuration: config)
         } catch let error as StateError {
             throw error
         } catch {
@@ -36,15 +33,60 @@ public final class StateStore: Sendable {
         }
     }
 
+    /// Opens the database and applies pending migrations.
+    ///
+    /// Two processes opening a new state at once race to switch it to WAL and to create the schema; the
+    /// loser's statement fails (and its transaction rolls back), and retrying finds the winner's work done.
+    static func openAndMigrate(path: String, configuration: Configuration) throws -> DatabaseQueue {
+        var attempt = 0
+        while true {
+            do {
+                let queue = try DatabaseQueue(path: path, configuration: configuration)
+                do {
+                    let superseded = try queue.read { db in
+                        try db.tableExists("grdb_migrations") && Schema.migrator.hasBeenSuperseded(db)
+                    }
+                    if superseded { throw StateError.newerSchema(path: path) }
+                    try Schema.migrator.migrate(queue)
+                    return queue
+                } catch {
+                    try? queue.close()
+                    throw error
+                }
+            } catch let error as DatabaseError where attempt < 50 {
+                _ = error
+                attempt += 1
+                usleep(20_000)
+            }
+        }
+    }
+
     /// Reads every instance without writing anything (for dry runs): no file is created, migrated or left behind.
     ///
-    /// Returns an empty state when the file does not exist yet.
+    /// Returns an empty state when the file does not exist yet. When a `-wal` file is present (a run in
+    /// progress, or one killed with SIGKILL), the database and its WAL are read from a private copy, since
+    /// closing the last connection to the original would checkpoint the WAL into it and delete it.
     public static func snapshot(url: URL) throws(StateError) -> [String: RecordedInstance] {
-        guard FileManager.default.fileExists(atPath: url.path) else { return [:] }
+        let fileManager = FileManager.default
+        guard fileManager.fileExists(atPath: url.path) else { return [:] }
+        var source = url
+        var copyDirectory: URL?
+        defer { if let copyDirectory { try? fileManager.removeItem(at: copyDirectory) } }
         do {
+            if fileManager.fileExists(atPath: url.path + "-wal") {
+                let directory = fileManager.temporaryDirectory.appendingPathComponent(
+                    "dfe-snapshot-\(UUID().uuidString)")
+                try fileManager.createDirectory(
+                    at: directory, withIntermediateDirectories: false,
+                    attributes: [.posixPermissions: 0o700])
+                copyDirectory = directory
+                source = directory.appendingPathComponent("state.sqlite")
+                try fileManager.copyItem(atPath: url.path + "-wal", toPath: source.path + "-wal")
+                try fileManager.copyItem(at: url, to: source)
+            }
             var config = Configuration()
             config.busyMode = .timeout(10)
-            let queue = try DatabaseQueue(path: url.path, configuration: config)
+            let queue = try DatabaseQueue(path: source.path, configuration: config)
             defer { try? queue.close() }
             return try queue.read { db in
                 guard try db.tableExists("instances") else { return [:] }

@@ -151,7 +151,9 @@ let registerStopAtExit: Void = {
         let arguments = ["/bin/bash", "-c", command, TestCluster.script, dir]
         var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) }
         argv.append(nil)
-        defer { argv.forEach { free($0) } }
+        defer {
+            for pointer in argv { free(pointer) }
+        }
         var pid = pid_t()
         if posix_spawn(&pid, "/bin/bash", nil, nil, argv, environ) == 0 {
             var status: Int32 = 0

@@ -1,0 +1,233 @@
+import DFECore
+import DFEProvision
+import DFEReconciler
+import DFEState
+import Foundation
+import Logging
+
+/// Decides what to reconcile and runs the reconciler, one run at a time.
+///
+/// Keeps the last good inputs: an invalid load is logged and reported but never replaces them, so a bad commit
+/// never half-applies and the next good change is picked up.
+actor Engine {
+    let base: Workspace
+    let registry: DriverRegistry
+    let environment: [String: String]
+    let clock: any WallClock
+    let logger: Logger
+    let reconcilerLogger: Logger
+    let queue: WorkQueue
+    let state: ControllerState
+    let prune: Bool?
+    let parallelism: Int?
+    /// Manifests come from the git source: the revision is the adopted commit, not the work tree's HEAD.
+    let gitMode: Bool
+
+    /// The manifests directory of the last good load (a git checkout moves it).
+    private(set) var manifests: URL
+    private(set) var inputs: LoadedInputs?
+    /// The adopted commit (git mode).
+    private(set) var commit: String?
+    /// Failed instances waiting for their backoff to end, with when it ends.
+    private(set) var backoff: [String: Date] = [:]
+
+    init(
+        workspace: Workspace, registry: DriverRegistry, environment: [String: String], clock: any WallClock,
+        logger: Logger, reconcilerLogger: Logger, queue: WorkQueue, state: ControllerState, prune: Bool?,
+        parallelism: Int?, gitMode: Bool
+    ) {
+        self.base = workspace
+        self.registry = registry
+        self.environment = environment
+        self.clock = clock
+        self.logger = logger
+        self.reconcilerLogger = reconcilerLogger
+        self.queue = queue
+        self.state = state
+        self.prune = prune
+        self.parallelism = parallelism
+        self.gitMode = gitMode
+        self.manifests = workspace.manifests
+    }
+
+    /// The workspace with the current manifests directory.
+    func workspace(manifests: URL? = nil) -> Workspace {
+        var workspace = base
+        workspace.manifests = manifests ?? self.manifests
+        return workspace
+    }
+
+    // MARK: Loading
+
+    /// Re-reads config and manifests; when valid, queues what changed (everything on a config change).
+    func reload(reason: String, configChanged: Bool) async {
+        // With a git source there is nothing to read until the first commit is adopted.
+        if gitMode && commit == nil { return }
+        guard let loaded = load(workspace(), reason: reason) else { return }
+        await adopt(loaded, reason: reason, full: configChanged)
+    }
+
+    /// Adopts a checked-out commit if its manifests are valid; returns whether it was adopted.
+    func adoptCommit(_ sha: String, manifests directory: URL) async -> Bool {
+        let reason = "commit \(sha.prefix(12))"
+        guard let loaded = load(workspace(manifests: directory), reason: reason) else {
+            logger.error("commit not applied: manifests invalid", metadata: ["revision": "\(sha)"])
+            return false
+        }
+        manifests = directory
+        commit = sha
+        await adopt(loaded, reason: reason, full: true)
+        return true
+    }
+
+    /// Loads inputs; on failure logs every diagnostic, counts it and marks the controller not ready.
+    private func load(_ workspace: Workspace, reason: String) -> LoadedInputs? {
+        do {
+            return try InputLoader.load(workspace, registry: registry, environment: environment)
+        } catch {
+            for diagnostic in error.diagnostics {
+                logger.error(
+                    "invalid manifest",
+                    metadata: [
+                        "location": "\(diagnostic.location)", "error": "\(diagnostic.message)", "trigger": "\(reason)",
+                    ])
+            }
+            logger.error(
+                "manifests invalid; keeping the last good ones",
+                metadata: ["errors": "\(error.diagnostics.count)", "trigger": "\(reason)"])
+            state.update {
+                $0.loadErrors = error.diagnostics.map(\.description)
+                $0.metrics.manifestLoadErrors += 1
+            }
+            return nil
+        }
+    }
+
+    /// Makes `loaded` the current inputs and queues the instances whose manifests changed.
+    private func adopt(_ loaded: LoadedInputs, reason: String, full: Bool) async {
+        let previous = inputs
+        inputs = loaded
+        let wasInvalid = !state.snapshot.loadErrors.isEmpty
+        state.update {
+            $0.loadErrors = []
+            $0.desired = loaded.desired
+        }
+        if wasInvalid { logger.notice("manifests valid again", metadata: ["trigger": "\(reason)"]) }
+        guard let previous, !full, previous.config == loaded.config else {
+            await queue.enqueueFull(reason: reason)
+            return
+        }
+        let changed = Self.changedInstances(old: previous.desired, new: loaded.desired)
+        if !changed.isEmpty {
+            logger.info(
+                "manifests changed",
+                metadata: ["trigger": "\(reason)", "instances": "\(changed.sorted().joined(separator: ","))"])
+        }
+        await queue.enqueue(changed, reason: reason)
+    }
+
+    /// Names whose desired spec differs (added, changed or removed) between two loads.
+    static func changedInstances(old: [DesiredInstance], new: [DesiredInstance]) -> Set<String> {
+        let before = Dictionary(old.map { ($0.name, $0.specHash) }, uniquingKeysWith: { first, _ in first })
+        let after = Dictionary(new.map { ($0.name, $0.specHash) }, uniquingKeysWith: { first, _ in first })
+        var changed = Set<String>()
+        for (name, hash) in after where before[name] != hash { changed.insert(name) }
+        for name in before.keys where after[name] == nil { changed.insert(name) }
+        return changed
+    }
+
+    // MARK: Running
+
+    /// One reconcile run over the current inputs; records metrics and schedules backoff wake-ups.
+    func run(_ work: Work) async {
+        guard let inputs else {
+            logger.notice("nothing reconciled: no valid manifests loaded yet")
+            return
+        }
+        let workspace = workspace()
+        let revision = gitMode ? commit : GitRevision.of(workspace.manifests)
+        let options = ReconcileOptions(
+            prune: prune, only: work.full ? nil : work.names, parallelism: parallelism, wait: true,
+            honourBackoff: true, revision: revision)
+        let scope = work.full ? "all" : work.names.sorted().joined(separator: ",")
+        let trigger = work.reasons.sorted().joined(separator: ",")
+        logger.info(
+            "reconcile started",
+            metadata: ["trigger": "\(trigger)", "scope": "\(scope)", "revision": "\(revision ?? "none")"])
+        let reconciler = Reconciler(
+            workspace: workspace, registry: registry, environment: environment, clock: clock, logger: reconcilerLogger)
+        let started = ContinuousClock.now
+        var success = false
+        do {
+            let report = try await reconciler.run(options, inputs: inputs)
+            let summary = report.summary
+            for error in report.errors {
+                logger.error(
+                    "instance failed",
+                    metadata: [
+                        "instance": "\(error.instance)", "resource": "\(error.resource?.rawValue ?? "-")",
+                        "error": "\(error.message)",
+                    ])
+            }
+            for warning in report.warnings { logger.warning("\(warning)") }
+            success = report.errors.isEmpty
+            logger.info(
+                "reconcile finished",
+                metadata: [
+                    "trigger": "\(trigger)", "scope": "\(scope)", "result": "\(success ? "success" : "error")",
+                    "duration": "\(DurationText.format(ContinuousClock.now - started))",
+                    "applied": "\(report.applied.count)", "create": "\(summary.create)", "update": "\(summary.update)",
+                    "delete": "\(summary.delete)", "unchanged": "\(summary.unchanged)",
+                    "orphaned": "\(summary.orphaned)", "failed": "\(summary.failed)",
+                ])
+        } catch {
+            logger.error(
+                "reconcile failed",
+                metadata: [
+                    "trigger": "\(trigger)", "error": "\(error)",
+                    "duration": "\(DurationText.format(ContinuousClock.now - started))",
+                ])
+        }
+        let seconds = (ContinuousClock.now - started).seconds
+        let recorded = (try? StateStore.snapshot(url: workspace.state)) ?? [:]
+        backoff = BackoffSchedule.pending(recorded: recorded, desired: inputs.desired, now: clock.now())
+        if let next = backoff.values.min() {
+            logger.info(
+                "backoff wake-up scheduled",
+                metadata: [
+                    "at": "\(ISO8601DateFormatter().string(from: next))",
+                    "instances": "\(backoff.keys.sorted().joined(separator: ","))",
+                ])
+        }
+        state.update {
+            $0.firstRunFinished = true
+            $0.metrics.recordRun(seconds: seconds, success: success)
+            if success, let revision { $0.metrics.lastAppliedRevision = revision }
+        }
+    }
+
+    /// Removes and returns the instances whose backoff has ended by `now`.
+    func takeDueBackoff(now: Date) -> Set<String> {
+        let due = Set(backoff.filter { $0.value <= now }.keys)
+        for name in due { backoff[name] = nil }
+        return due
+    }
+}
+
+/// When failed instances may be retried.
+enum BackoffSchedule {
+    /// Failed instances whose manifest is unchanged since the failure and whose backoff ends after `now`.
+    ///
+    /// A changed manifest is not listed: the change itself triggers a reconcile, which overrides the backoff.
+    static func pending(recorded: [String: RecordedInstance], desired: [DesiredInstance], now: Date) -> [String: Date] {
+        let hashes = Dictionary(desired.map { ($0.name, $0.specHash) }, uniquingKeysWith: { first, _ in first })
+        var result: [String: Date] = [:]
+        for record in recorded.values where record.phase == .failed {
+            guard let next = record.nextAttemptAt, let hash = hashes[record.name], record.failedSpecHash == hash
+            else { continue }
+            let date = Date(timeIntervalSince1970: next)
+            if date > now { result[record.name] = date }
+        }
+        return result
+    }
+}
