@@ -131,8 +131,11 @@ struct PlanCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Output format: text or json.")
     var output: OutputFormat = .text
 
+    @Option(name: .long, help: "Log level for stderr logs: trace, debug, info, notice, warning, error.")
+    var logLevel: LogLevel = .warning
+
     func run() async throws {
-        LogSetup.bootstrap(level: .warning, format: .logfmt)
+        LogSetup.bootstrap(level: logLevel.level, format: .logfmt)
         let code = await ReconcileCommand.execute(
             workspace: workspace.workspace(), dryRun: true, prune: prune ? true : nil, only: only, parallelism: nil,
             wait: false, output: output)

@@ -46,32 +46,35 @@ public struct DesiredResource: Sendable, Hashable {
     public var kind: ResourceKind
     public var host: String
     public var driver: String
-    public var fields: FieldSet
+    public let fields: FieldSet
+    /// The hash of `fields`, computed once.
+    public let specHash: String
 
     public init(kind: ResourceKind, host: String, driver: String, fields: FieldSet) {
         self.kind = kind
         self.host = host
         self.driver = driver
         self.fields = fields
+        self.specHash = fields.hash
     }
-
-    public var specHash: String { fields.hash }
 }
 
 /// A manifest resolved against its host: the spec and its three desired resources.
 public struct DesiredInstance: Sendable, Hashable {
     public var spec: InstanceSpec
-    public var resources: [ResourceKind: DesiredResource]
+    public let resources: [ResourceKind: DesiredResource]
+    /// Hash over everything that decides what is applied, including safety settings (computed once).
+    public let specHash: String
 
     public init(spec: InstanceSpec, resources: [ResourceKind: DesiredResource]) {
         self.spec = spec
         self.resources = resources
+        self.specHash = Self.hash(spec: spec, resources: resources)
     }
 
     public var name: String { spec.name }
 
-    /// Hash over everything that decides what is applied, including safety settings.
-    public var specHash: String {
+    static func hash(spec: InstanceSpec, resources: [ResourceKind: DesiredResource]) -> String {
         var text = ""
         for kind in ResourceKind.allCases { text += "\(kind.rawValue)=\(resources[kind]?.specHash ?? "")\n" }
         text += "protect=\(spec.protect)\nsuspend=\(spec.suspend)\n"

@@ -31,6 +31,18 @@ public struct DreamFactoryInstanceProvisioner: InstanceProvisioner {
     }
 
     static let storageKeys = ["path", "privatePath", "ownerPrivatePath", "snapshotPath", "quota"]
+    /// Database outputs that belong in the document (drivers may record more for themselves).
+    static let databaseKeys: Set<String> = ["driver", "path", "host", "port", "name", "username", "password"]
+
+    /// A digest of the dependency outputs the document is rendered from.
+    static func dependencyDigest(_ context: ResourceContext) -> String {
+        var values: [String: String] = [:]
+        for key in storageKeys { values["storage.\(key)"] = context.dependencies[.storage]?[key] }
+        for (key, value) in context.dependencies[.database] ?? [:] where databaseKeys.contains(key) {
+            values["database.\(key)"] = value
+        }
+        return FieldSet(values).hash
+    }
 
     public func fields(for spec: InstanceSpec, host: HostConfig, dependencies: [ResourceKind: FieldSet]) -> FieldSet {
         var fields = FieldSet([
@@ -60,41 +72,37 @@ public struct DreamFactoryInstanceProvisioner: InstanceProvisioner {
     /// Renders the metadata document from desired fields, dependency outputs and the app key.
     func render(_ context: ResourceContext, appKey: (id: String, secret: String)) -> Data {
         let fields = context.fields
-        var offerings: [String: String] = [:]
-        var labels: [String: String] = [:]
+        var offerings: [String: JSONText.Value] = [:]
+        var labels: [String: JSONText.Value] = [:]
         for (key, value) in fields.values {
-            if key.hasPrefix("offerings.") { offerings[String(key.dropFirst(10))] = value }
-            if key.hasPrefix("labels.") { labels[String(key.dropFirst(7))] = value }
+            if key.hasPrefix("offerings.") { offerings[String(key.dropFirst(10))] = .string(value) }
+            if key.hasPrefix("labels.") { labels[String(key.dropFirst(7))] = .string(value) }
         }
-        let instance: [String: Any] = [
-            "name": context.name,
-            "id": Self.instanceID(context.name),
-            "owner": fields["owner"] ?? context.owner,
-            "endpoint": fields["endpoint"] ?? "",
-            "resourceUri": fields["resourceUri"] ?? "",
-            "platformState": fields["platformState"] ?? "",
-            "offerings": offerings,
-            "labels": labels,
+        let instance: [String: JSONText.Value] = [
+            "name": .string(context.name),
+            "id": .string(Self.instanceID(context.name)),
+            "owner": .string(fields["owner"] ?? context.owner),
+            "endpoint": .string(fields["endpoint"] ?? ""),
+            "resourceUri": .string(fields["resourceUri"] ?? ""),
+            "platformState": .string(fields["platformState"] ?? ""),
+            "offerings": .object(offerings),
+            "labels": .object(labels),
         ]
-        var storage: [String: Any] = [:]
+        var storage: [String: JSONText.Value] = [:]
         for key in Self.storageKeys {
-            if let value = context.dependencies[.storage]?[key] { storage[key] = value }
+            if let value = context.dependencies[.storage]?[key] { storage[key] = .string(value) }
         }
-        var database: [String: Any] = [:]
-        for (key, value) in context.dependencies[.database] ?? [:] {
-            database[key] = key == "port" ? (Int(value) ?? 0) as Any : value as Any
+        var database: [String: JSONText.Value] = [:]
+        for (key, value) in context.dependencies[.database] ?? [:] where Self.databaseKeys.contains(key) {
+            database[key] = key == "port" ? .int(Int(value) ?? 0) : .string(value)
         }
-        let document: [String: Any] = [
-            "instance": instance,
-            "storage": storage,
-            "database": database,
-            "appKey": ["clientId": appKey.id, "clientSecret": appKey.secret],
-        ]
-        let data =
-            (try? JSONSerialization.data(
-                withJSONObject: document, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]))
-            ?? Data()
-        return data + Data("\n".utf8)
+        let document = JSONText.Value.object([
+            "instance": .object(instance),
+            "storage": .object(storage),
+            "database": .object(database),
+            "appKey": .object(["clientId": .string(appKey.id), "clientSecret": .string(appKey.secret)]),
+        ])
+        return Data(JSONText.render(document).utf8)
     }
 
     /// The app key from state, else from the existing document (adoption), else nil.
@@ -114,6 +122,19 @@ public struct DreamFactoryInstanceProvisioner: InstanceProvisioner {
         let path = metadataPath(context.name)
         guard FileSystem.entry(path) == .file, let actual = FileManager.default.contents(atPath: path) else {
             return .missing
+        }
+        // Cheap path: compare with the digest of what was last written, and the inputs it was rendered from.
+        if let recorded = context.recorded?.outputs, let digest = recorded["documentDigest"],
+            let dependencies = recorded["dependencyDigest"]
+        {
+            if SHA256.hexString(SHA256.digest(actual)) != digest {
+                return .drifted("metadata document differs (edited by hand?)")
+            }
+            if dependencies != Self.dependencyDigest(context) {
+                return .drifted("storage or database connection changed")
+            }
+            if FileSystem.mode(path) != 0o600 { return .drifted("metadata document mode is not 0600") }
+            return .ok
         }
         guard let key = existingAppKey(context) else { return .drifted("metadata document has no app key") }
         if actual != render(context, appKey: key) { return .drifted("metadata document differs (edited by hand?)") }
@@ -136,6 +157,8 @@ public struct DreamFactoryInstanceProvisioner: InstanceProvisioner {
         return [
             "driver": driverName, "endpoint": context.fields["endpoint"] ?? "", "metadataPath": path,
             "clientId": key.id, "clientSecret": key.secret,
+            "documentDigest": SHA256.hexString(SHA256.digest(document)),
+            "dependencyDigest": Self.dependencyDigest(context),
         ]
     }
 

@@ -55,8 +55,21 @@ public struct SQLiteDatabaseProvisioner: DatabaseProvisioner {
         return .owner(String(cString: text))
     }
 
+    /// Identity of the file as last seen (device, inode, size, modification time): when unchanged, the
+    /// owner record cannot have changed either, and observing needs no open.
+    static func fileIdentity(_ path: String) -> String? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        return "\(info.st_dev):\(info.st_ino):\(info.st_size):\(info.st_mtim.tv_sec).\(info.st_mtim.tv_nsec)"
+    }
+
     public func observe(_ context: ResourceContext) async throws -> ObservedStatus {
         guard let path = context.fields["path"] ?? context.recorded?.outputs["path"] else { return .missing }
+        if let known = context.recorded?.outputs["fileIdentity"], known == Self.fileIdentity(path),
+            context.recorded?.outputs["path"] == path
+        {
+            return .ok
+        }
         switch Self.ownership(path) {
         case .absent: return .missing
         case .owner(let owner) where owner == context.name: return .ok
@@ -84,7 +97,9 @@ public struct SQLiteDatabaseProvisioner: DatabaseProvisioner {
             }
             try Self.create(path, owner: name)
         }
-        return ["driver": driverName, "path": path]
+        var outputs = ["driver": driverName, "path": path]
+        outputs["fileIdentity"] = Self.fileIdentity(path)
+        return outputs
     }
 
     /// A name beside `path` that does not exist yet: `NAME.sqlite.foreign-SECONDS[-N]`.

@@ -102,7 +102,11 @@ extension Reconciler {
             return outcome
         }
         var outputs: [ResourceKind: [String: String]] = [:]
-        for change in plan.changes {
+        var changes = plan.changes
+        var index = 0
+        while index < changes.count {
+            let change = changes[index]
+            index += 1
             guard let want = desired.resources[change.resource] else { continue }
             let context = Self.context(
                 instance: desired, kind: change.resource, want: want, host: host, record: record, outputs: outputs)
@@ -117,6 +121,12 @@ extension Reconciler {
             case .success(.recorded(let resource)):
                 outputs[change.resource] = resource.outputs
                 outcome.applied.append(change)
+                if index == changes.count, change.resource != .instance, record?.resources[.instance] != nil,
+                    let dependent = await dependentUpdate(
+                        desired: desired, host: host, record: record, outputs: outputs)
+                {
+                    changes.append(dependent)
+                }
             case .success(.forgotten):
                 outcome.applied.append(change)
             case .failure(let message):
@@ -134,6 +144,20 @@ extension Reconciler {
         row.failedSpecHash = nil
         outcome.bookkeeping = row
         return outcome
+    }
+
+    /// An update of the instance resource when the storage or database it was rendered from changed in this run.
+    func dependentUpdate(
+        desired: DesiredInstance, host: ResolvedHost, record: RecordedInstance?,
+        outputs: [ResourceKind: [String: String]]
+    ) async -> ResourceChange? {
+        guard let want = desired.resources[.instance] else { return nil }
+        let context = Self.context(
+            instance: desired, kind: .instance, want: want, host: host, record: record, outputs: outputs)
+        guard let status = try? await host.provisioner(.instance).observe(context), status != .ok else { return nil }
+        return ResourceChange(
+            instance: desired.name, resource: .instance, action: .update, reason: "dependency",
+            detail: "storage or database changed")
     }
 
     /// The instance row as the manifest says, keeping backoff bookkeeping from the record.

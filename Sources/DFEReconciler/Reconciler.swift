@@ -71,7 +71,14 @@ public struct Reconciler: Sendable {
     public func run(_ options: ReconcileOptions, observer: ReconcileObserver? = nil) async throws(ReconcileError)
         -> ReconcileReport
     {
+        let started = ContinuousClock.now
         let inputs = try loadInputs()
+        logger.debug(
+            "inputs loaded",
+            metadata: [
+                "instances": "\(inputs.specs.count)",
+                "duration": "\(DurationText.format(ContinuousClock.now - started))",
+            ])
         return try await run(options, inputs: inputs, observer: observer)
     }
 
@@ -87,6 +94,7 @@ public struct Reconciler: Sendable {
             } catch {
                 throw .state(error)
             }
+            logger.debug("state read", metadata: ["duration": "\(DurationText.format(ContinuousClock.now - started))"])
             var (plan, _, warnings) = await self.plan(inputs: inputs, recorded: recorded, options: options)
             plan.instances.sort { $0.name < $1.name }
             var report = ReconcileReport(dryRun: true, plan: plan, warnings: warnings, revision: options.revision)
@@ -174,6 +182,7 @@ public struct Reconciler: Sendable {
             }
             return result
         }
+        logger.debug("resources observed", metadata: ["instances": "\(targets.count)"])
         var observed: [ResourceKey: ObservedStatus] = [:]
         for list in observations { for (key, status) in list { observed[key] = status } }
         var skippedForBackoff = Set(inputs.desired.map(\.name)).subtracting(desired.map(\.name))
@@ -183,6 +192,7 @@ public struct Reconciler: Sendable {
         let plan = Planner.plan(
             desired: desired, recorded: relevantRecords, observed: observed,
             prune: options.prune ?? inputs.config.settings.prune, only: options.only)
+        logger.debug("planned", metadata: ["instances": "\(plan.instances.count)"])
         // Skipped instances must not look orphaned: they are left out of the plan.
         var filtered = plan
         filtered.instances.removeAll { skippedForBackoff.contains($0.name) }

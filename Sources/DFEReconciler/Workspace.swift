@@ -2,6 +2,7 @@ public import DFECore
 import DFEManifest
 public import DFEProvision
 public import Foundation
+import Synchronization
 
 /// Where a workspace keeps its manifests, config and state.
 public struct Workspace: Sendable, Hashable {
@@ -43,8 +44,13 @@ public enum InputLoader {
             environment: DriverEnvironment(root: workspace.root, environment: environment))
         let specs = try ManifestLoader.load(
             manifestsDirectory: workspace.manifests, root: workspace.root, config: config)
-        let desired = specs.compactMap { manager.desired($0) }
-        return LoadedInputs(config: config, manager: manager, specs: specs, desired: desired)
+        let desired = Mutex([DesiredInstance?](repeating: nil, count: specs.count))
+        DispatchQueue.concurrentPerform(iterations: specs.count) { index in
+            let resolved = manager.desired(specs[index])
+            desired.withLock { $0[index] = resolved }
+        }
+        return LoadedInputs(
+            config: config, manager: manager, specs: specs, desired: desired.withLock { $0.compactMap { $0 } })
     }
 
     /// Reads and validates the config alone (the controller needs its settings even when manifests are invalid).

@@ -79,16 +79,11 @@ public enum StateError: Error, Sendable, CustomStringConvertible {
     }
 }
 
-enum JSONText {
-    static func encode(_ value: [String: String]) -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        guard let data = try? encoder.encode(value) else { return "{}" }
-        return String(decoding: data, as: UTF8.self)
-    }
+enum StoredMap {
+    static func encode(_ value: [String: String]) -> String { DFECore.JSONText.encode(value) }
 
     static func decode(_ text: String?) -> [String: String] {
-        guard let text, let data = text.data(using: .utf8) else { return [:] }
-        return (try? JSONDecoder().decode([String: String].self, from: data)) ?? [:]
+        guard let text else { return [:] }
+        return DFECore.JSONText.decodeStringMap(text) ?? [:]
     }
 }

@@ -114,7 +114,7 @@ public final class StateStore: Sendable {
                 failedSpecHash: row["failed_spec_hash"], revision: row["revision"], protect: row["protect"],
                 storageDeletionPolicy: DeletionPolicy(rawValue: row["storage_policy"]) ?? .retain,
                 databaseDeletionPolicy: DeletionPolicy(rawValue: row["database_policy"]) ?? .retain,
-                labels: JSONText.decode(row["labels"]))
+                labels: StoredMap.decode(row["labels"]))
         }
         let resources = try Row.fetchCursor(db, sql: "SELECT * FROM resources")
         while let row = try resources.next() {
@@ -122,7 +122,7 @@ public final class StateStore: Sendable {
             guard let kind = ResourceKind(rawValue: row["kind"]) else { continue }
             result[instance]?.resources[kind] = RecordedResource(
                 kind: kind, host: row["host"], driver: row["driver"], specHash: row["spec_hash"],
-                fields: FieldSet(JSONText.decode(row["fields"])), outputs: JSONText.decode(row["outputs"]))
+                fields: FieldSet(StoredMap.decode(row["fields"])), outputs: StoredMap.decode(row["outputs"]))
         }
         return result
     }
@@ -158,7 +158,7 @@ public final class StateStore: Sendable {
             arguments: [
                 i.name, i.owner, i.provisioner, i.specHash, i.phase.rawValue, i.lastError, i.attempts, i.nextAttemptAt,
                 i.failedSpecHash, i.revision, i.protect, i.storageDeletionPolicy.rawValue,
-                i.databaseDeletionPolicy.rawValue, JSONText.encode(i.labels), now.timeIntervalSince1970,
+                i.databaseDeletionPolicy.rawValue, StoredMap.encode(i.labels), now.timeIntervalSince1970,
             ])
     }
 
@@ -242,7 +242,7 @@ public final class StateStore: Sendable {
                         """,
                     arguments: [
                         instance, resource.kind.rawValue, resource.host, resource.driver, resource.specHash,
-                        JSONText.encode(resource.fields.values), JSONText.encode(resource.outputs), time,
+                        StoredMap.encode(resource.fields.values), StoredMap.encode(resource.outputs), time,
                     ])
             case .forgotten(let kind):
                 try db.execute(

@@ -19,6 +19,24 @@ import Testing
         #expect(fields == FieldSet(["driver": "sqlite", "path": directory.path("databases/acme.sqlite")]))
     }
 
+    @Test func aFileSwappedInBehindTheRecordedIdentityIsStillFoundForeign() async throws {
+        let directory = try DriverDirectory()
+        let database = SQLiteDatabaseProvisioner(root: directory.path("databases"))
+        let acme = try await database.apply(context(database, testSpec("acme")))
+        let other = try await database.apply(context(database, testSpec("other")))
+        let recorded = RecordedResource(
+            kind: .database, host: "test", driver: "sqlite", specHash: "", fields: FieldSet(), outputs: acme)
+        var ctx = context(database, testSpec("acme"))
+        ctx.recorded = recorded
+        #expect(try await database.observe(ctx) == .ok)
+        // Replace acme's file with other's: a new inode, so the cheap identity check falls through to the owner.
+        let acmePath = try #require(acme["path"])
+        let otherPath = try #require(other["path"])
+        try FileManager.default.removeItem(atPath: acmePath)
+        try FileManager.default.copyItem(atPath: otherPath, toPath: acmePath)
+        #expect(try await database.observe(ctx) == .drifted("database file belongs to instance 'other'"))
+    }
+
     @Test func applyCreatesARealWalDatabaseRecordingItsOwner() async throws {
         let directory = try DriverDirectory()
         let database = SQLiteDatabaseProvisioner(root: directory.path("databases"))
@@ -26,7 +44,9 @@ import Testing
         #expect(try await database.observe(ctx) == .missing)
         let outputs = try await database.apply(ctx)
         let path = directory.path("databases/acme.sqlite")
-        #expect(outputs == ["driver": "sqlite", "path": path])
+        #expect(outputs["driver"] == "sqlite")
+        #expect(outputs["path"] == path)
+        #expect(outputs["fileIdentity"] != nil)
         #expect(Self.isWalDatabase(path))
         #expect(try await database.observe(ctx) == .ok)
         #expect(Files.mode(directory.path("databases")) == 0o750)
