@@ -90,9 +90,10 @@ public struct RecordedResource: Sendable, Hashable {
     public var host: String
     public var driver: String
     public var specHash: String
-    public var fields: FieldSet
     /// Driver outputs (paths, names, generated credentials); secrets never printed.
     public var outputs: [String: String]
+    /// The applied fields as compact JSON; decoded on use (only updates and prunes read them).
+    public private(set) var fieldsJSON: String
 
     public init(
         kind: ResourceKind, host: String, driver: String, specHash: String, fields: FieldSet,
@@ -102,9 +103,29 @@ public struct RecordedResource: Sendable, Hashable {
         self.host = host
         self.driver = driver
         self.specHash = specHash
-        self.fields = fields
+        self.fieldsJSON = JSONText.encode(fields.values)
         self.outputs = outputs
     }
+
+    /// A resource read from state whose fields are decoded on first use.
+    public init(
+        kind: ResourceKind, host: String, driver: String, specHash: String, fieldsJSON: String,
+        outputs: [String: String]
+    ) {
+        self.kind = kind
+        self.host = host
+        self.driver = driver
+        self.specHash = specHash
+        self.fieldsJSON = fieldsJSON
+        self.outputs = outputs
+    }
+
+    /// The fields as last applied.
+    public var fields: FieldSet {
+        get { FieldSet(JSONText.decodeStringMap(fieldsJSON) ?? [:]) }
+        set { fieldsJSON = JSONText.encode(newValue.values) }
+    }
+
 }
 
 /// What the state remembers about one instance.

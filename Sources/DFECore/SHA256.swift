@@ -109,12 +109,18 @@ public struct FieldSet: Sendable, Hashable, Codable {
 
     /// SHA-256 over the sorted, length-prefixed keys and values (so no two distinct sets collide).
     public var hash: String {
-        var text = ""
-        for key in values.keys.sorted() {
-            let value = values[key] ?? ""
-            text += "\(key.utf8.count):\(key)\(value.utf8.count):\(value);"
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(1024)
+        for (key, value) in values.sorted(by: { $0.key < $1.key }) {
+            bytes.append(contentsOf: String(key.utf8.count).utf8)
+            bytes.append(0x3a)
+            bytes.append(contentsOf: key.utf8)
+            bytes.append(contentsOf: String(value.utf8.count).utf8)
+            bytes.append(0x3a)
+            bytes.append(contentsOf: value.utf8)
+            bytes.append(0x3b)
         }
-        return SHA256.hex(text)
+        return SHA256.hexString(SHA256.digest(bytes))
     }
 
     /// The fields that differ between `old` and `self`, sorted by key.

@@ -54,6 +54,6 @@ public enum WorkspaceFiles {
                 files.append(url.standardizedFileURL)
             }
         }
-        return files.sorted { $0.path < $1.path }
+        return files.map { ($0.path, $0) }.sorted { $0.0 < $1.0 }.map(\.1)
     }
 }

@@ -72,6 +72,8 @@ public struct Reconciler: Sendable {
         -> ReconcileReport
     {
         let started = ContinuousClock.now
+        // A dry run reads the state while the manifests are parsed.
+        async let snapshot = options.dryRun ? Result { try StateStore.snapshot(url: workspace.state) } : nil
         let inputs = try loadInputs()
         logger.debug(
             "inputs loaded",
@@ -79,18 +81,25 @@ public struct Reconciler: Sendable {
                 "instances": "\(inputs.specs.count)",
                 "duration": "\(DurationText.format(ContinuousClock.now - started))",
             ])
-        return try await run(options, inputs: inputs, observer: observer)
+        return try await run(options, inputs: inputs, snapshot: await snapshot, observer: observer)
     }
 
     /// One run over already-loaded inputs (the controller keeps the last good ones).
     public func run(
         _ options: ReconcileOptions, inputs: LoadedInputs, observer: ReconcileObserver? = nil
     ) async throws(ReconcileError) -> ReconcileReport {
+        try await run(options, inputs: inputs, snapshot: nil, observer: observer)
+    }
+
+    func run(
+        _ options: ReconcileOptions, inputs: LoadedInputs, snapshot: Result<[String: RecordedInstance], any Error>?,
+        observer: ReconcileObserver?
+    ) async throws(ReconcileError) -> ReconcileReport {
         let started = ContinuousClock.now
         if options.dryRun {
             let recorded: [String: RecordedInstance]
             do {
-                recorded = try StateStore.snapshot(url: workspace.state)
+                recorded = try snapshot?.get() ?? StateStore.snapshot(url: workspace.state)
             } catch {
                 throw .state(error)
             }

@@ -122,7 +122,7 @@ public final class StateStore: Sendable {
             guard let kind = ResourceKind(rawValue: row["kind"]) else { continue }
             result[instance]?.resources[kind] = RecordedResource(
                 kind: kind, host: row["host"], driver: row["driver"], specHash: row["spec_hash"],
-                fields: FieldSet(StoredMap.decode(row["fields"])), outputs: StoredMap.decode(row["outputs"]))
+                fieldsJSON: row["fields"] ?? "{}", outputs: StoredMap.decode(row["outputs"]))
         }
         return result
     }
@@ -242,7 +242,7 @@ public final class StateStore: Sendable {
                         """,
                     arguments: [
                         instance, resource.kind.rawValue, resource.host, resource.driver, resource.specHash,
-                        StoredMap.encode(resource.fields.values), StoredMap.encode(resource.outputs), time,
+                        resource.fieldsJSON, StoredMap.encode(resource.outputs), time,
                     ])
             case .forgotten(let kind):
                 try db.execute(
