@@ -92,8 +92,9 @@ public struct RecordedResource: Sendable, Hashable {
     public var specHash: String
     /// Driver outputs (paths, names, generated credentials); secrets never printed.
     public var outputs: [String: String]
-    /// The applied fields as compact JSON; decoded on use (only updates and prunes read them).
-    public private(set) var fieldsJSON: String
+    /// The applied fields as compact JSON, decoded on use; nil when not loaded (a state read for planning
+    /// leaves them out and fetches only those of resources that changed).
+    public private(set) var fieldsJSON: String?
 
     public init(
         kind: ResourceKind, host: String, driver: String, specHash: String, fields: FieldSet,
@@ -109,7 +110,7 @@ public struct RecordedResource: Sendable, Hashable {
 
     /// A resource read from state whose fields are decoded on first use.
     public init(
-        kind: ResourceKind, host: String, driver: String, specHash: String, fieldsJSON: String,
+        kind: ResourceKind, host: String, driver: String, specHash: String, fieldsJSON: String?,
         outputs: [String: String]
     ) {
         self.kind = kind
@@ -122,7 +123,7 @@ public struct RecordedResource: Sendable, Hashable {
 
     /// The fields as last applied.
     public var fields: FieldSet {
-        get { FieldSet(JSONText.decodeStringMap(fieldsJSON) ?? [:]) }
+        get { FieldSet(fieldsJSON.flatMap { JSONText.decodeStringMap($0) } ?? [:]) }
         set { fieldsJSON = JSONText.encode(newValue.values) }
     }
 
@@ -335,13 +336,7 @@ public enum Planner {
                 continue
             }
             if have.specHash != want.specHash || have.driver != want.driver || have.host != want.host {
-                var changes = want.fields.changes(from: have.fields)
-                if have.driver != want.driver {
-                    changes.insert(FieldChange(field: "driver", old: have.driver, new: want.driver), at: 0)
-                }
-                if have.host != want.host {
-                    changes.insert(FieldChange(field: "provisioner", old: have.host, new: want.host), at: 0)
-                }
+                let changes = fieldChanges(want: want, have: have, applied: have.fields)
                 plan.changes.append(
                     ResourceChange(
                         instance: name, resource: kind, action: .update, reason: "changed", fieldChanges: changes))
@@ -359,6 +354,43 @@ public enum Planner {
             }
         }
         return plan
+    }
+
+    /// The field changes of an update from the applied fields to the desired ones (driver and host first).
+    public static func fieldChanges(want: DesiredResource, have: RecordedResource, applied: FieldSet) -> [FieldChange] {
+        var changes = want.fields.changes(from: applied)
+        if have.driver != want.driver {
+            changes.insert(FieldChange(field: "driver", old: have.driver, new: want.driver), at: 0)
+        }
+        if have.host != want.host {
+            changes.insert(FieldChange(field: "provisioner", old: have.host, new: want.host), at: 0)
+        }
+        return changes
+    }
+
+    /// Fills in the field changes of updates planned from a state read without applied fields.
+    public static func completeFieldChanges(
+        _ plan: inout Plan, desired: [String: DesiredInstance], recorded: [String: RecordedInstance],
+        applied: [ResourceKey: FieldSet]
+    ) {
+        for index in plan.instances.indices {
+            for changeIndex in plan.instances[index].changes.indices {
+                let change = plan.instances[index].changes[changeIndex]
+                guard change.action == .update, change.reason == "changed",
+                    let want = desired[change.instance]?.resources[change.resource],
+                    let have = recorded[change.instance]?.resources[change.resource]
+                else { continue }
+                let fields = applied[ResourceKey(change.instance, change.resource)] ?? have.fields
+                plan.instances[index].changes[changeIndex].fieldChanges = fieldChanges(
+                    want: want, have: have, applied: fields)
+            }
+        }
+    }
+
+    /// The resources whose applied fields a plan needs: changed updates and everything pruned.
+    public static func resourcesNeedingFields(_ plan: Plan) -> [ResourceKey] {
+        plan.changes.filter { ($0.action == .update && $0.reason == "changed") || $0.reason == "pruned" }
+            .map { ResourceKey($0.instance, $0.resource) }
     }
 
     static func planOrphan(_ record: RecordedInstance, prune: Bool) -> InstancePlan {

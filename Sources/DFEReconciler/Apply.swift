@@ -29,15 +29,22 @@ extension Reconciler {
             logger.warning("recovering interrupted steps", metadata: ["count": "\(interrupted.count)"])
         }
         let runID = try await store.beginRun(holder: holder, revision: options.revision, at: clock.now())
-        let recorded = try await store.instances()
-        let (plan, desired, planWarnings) = await self.plan(inputs: inputs, recorded: recorded, options: options)
+        var recorded = try await store.instances(withFields: false)
+        var (plan, desired, planWarnings) = await self.plan(inputs: inputs, recorded: recorded, options: options)
+        // Applied fields are read only for the resources that need them: changed updates and prunes.
+        let applied = try await store.appliedFields(keys: Planner.resourcesNeedingFields(plan))
+        Planner.completeFieldChanges(&plan, desired: desired, recorded: recorded, applied: applied)
+        for (key, fields) in applied { recorded[key.instance]?.resources[key.kind]?.fields = fields }
         warnings += planWarnings
         for warning in planWarnings { observer?(.warning(warning)) }
         let parallelism = options.parallelism ?? inputs.config.settings.parallelism
         let backoff = inputs.config.settings.backoff
-        let outcomes = await concurrentMap(plan.instances, limit: parallelism) { instancePlan in
+        let finalPlan = plan
+        let records = recorded
+        let wanted = desired
+        let outcomes = await concurrentMap(finalPlan.instances, limit: parallelism) { instancePlan in
             await applyInstance(
-                instancePlan, desired: desired[instancePlan.name], record: recorded[instancePlan.name],
+                instancePlan, desired: wanted[instancePlan.name], record: records[instancePlan.name],
                 inputs: inputs, options: options, backoff: backoff, store: store, runID: runID, observer: observer)
         }
         try await store.saveInstances(outcomes.compactMap(\.bookkeeping), at: clock.now())

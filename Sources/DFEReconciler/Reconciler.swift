@@ -73,7 +73,8 @@ public struct Reconciler: Sendable {
     {
         let started = ContinuousClock.now
         // A dry run reads the state while the manifests are parsed.
-        async let snapshot = options.dryRun ? Result { try StateStore.snapshot(url: workspace.state) } : nil
+        async let snapshot =
+            options.dryRun ? Result { try StateStore.snapshot(url: workspace.state, withFields: false) } : nil
         let inputs = try loadInputs()
         logger.debug(
             "inputs loaded",
@@ -99,12 +100,19 @@ public struct Reconciler: Sendable {
         if options.dryRun {
             let recorded: [String: RecordedInstance]
             do {
-                recorded = try snapshot?.get() ?? StateStore.snapshot(url: workspace.state)
+                recorded = try snapshot?.get() ?? StateStore.snapshot(url: workspace.state, withFields: false)
             } catch {
                 throw .state(error)
             }
             logger.debug("state read", metadata: ["duration": "\(DurationText.format(ContinuousClock.now - started))"])
-            var (plan, _, warnings) = await self.plan(inputs: inputs, recorded: recorded, options: options)
+            var (plan, desired, warnings) = await self.plan(inputs: inputs, recorded: recorded, options: options)
+            do {
+                let applied = try StateStore.appliedFields(
+                    url: workspace.state, keys: Planner.resourcesNeedingFields(plan))
+                Planner.completeFieldChanges(&plan, desired: desired, recorded: recorded, applied: applied)
+            } catch {
+                throw .state(error)
+            }
             plan.instances.sort { $0.name < $1.name }
             var report = ReconcileReport(dryRun: true, plan: plan, warnings: warnings, revision: options.revision)
             report.errors = plan.instances.flatMap { instance in

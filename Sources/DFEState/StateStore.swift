@@ -66,9 +66,41 @@ public final class StateStore: Sendable {
     /// Returns an empty state when the file does not exist yet. When a `-wal` file is present (a run in
     /// progress, or one killed with SIGKILL), the database and its WAL are read from a private copy, since
     /// closing the last connection to the original would checkpoint the WAL into it and delete it.
-    public static func snapshot(url: URL) throws(StateError) -> [String: RecordedInstance] {
+    public static func snapshot(url: URL, withFields: Bool = true) throws(StateError) -> [String: RecordedInstance] {
+        let instances = try read(url: url) { db -> [String: RecordedInstance] in
+            guard try db.tableExists("instances") else { return [:] }
+            return try loadInstances(db, withFields: withFields)
+        }
+        return instances ?? [:]
+    }
+
+    /// The applied fields of some resources, read like `snapshot` (nothing written).
+    public static func appliedFields(url: URL, keys: [ResourceKey]) throws(StateError) -> [ResourceKey: FieldSet] {
+        guard !keys.isEmpty else { return [:] }
+        return try read(url: url) { db in try fields(db, keys: keys) } ?? [:]
+    }
+
+    /// The applied fields of some resources.
+    public func appliedFields(keys: [ResourceKey]) async throws -> [ResourceKey: FieldSet] {
+        guard !keys.isEmpty else { return [:] }
+        return try await pool.read { db in try Self.fields(db, keys: keys) }
+    }
+
+    static func fields(_ db: Database, keys: [ResourceKey]) throws -> [ResourceKey: FieldSet] {
+        var result: [ResourceKey: FieldSet] = [:]
+        let statement = try db.cachedStatement(sql: "SELECT fields FROM resources WHERE instance = ? AND kind = ?")
+        for key in keys {
+            if let text = try String.fetchOne(statement, arguments: [key.instance, key.kind.rawValue]) {
+                result[key] = FieldSet(StoredMap.decode(text))
+            }
+        }
+        return result
+    }
+
+    /// Runs a read on the state file without writing anything: no file is created, migrated or left behind.
+    static func read<T>(url: URL, _ body: (Database) throws -> T) throws(StateError) -> T? {
         let fileManager = FileManager.default
-        guard fileManager.fileExists(atPath: url.path) else { return [:] }
+        guard fileManager.fileExists(atPath: url.path) else { return nil }
         var source = url
         var copyDirectory: URL?
         defer { if let copyDirectory { try? fileManager.removeItem(at: copyDirectory) } }
@@ -88,21 +120,18 @@ public final class StateStore: Sendable {
             config.busyMode = .timeout(10)
             let queue = try DatabaseQueue(path: source.path, configuration: config)
             defer { try? queue.close() }
-            return try queue.read { db in
-                guard try db.tableExists("instances") else { return [:] }
-                return try loadInstances(db)
-            }
+            return try queue.read(body)
         } catch {
             throw StateError.database(path: url.path, message: "\(error)")
         }
     }
 
-    /// Every recorded instance with its resources.
-    public func instances() async throws -> [String: RecordedInstance] {
-        try await pool.read { db in try Self.loadInstances(db) }
+    /// Every recorded instance with its resources (without applied fields when `withFields` is false).
+    public func instances(withFields: Bool = true) async throws -> [String: RecordedInstance] {
+        try await pool.read { db in try Self.loadInstances(db, withFields: withFields) }
     }
 
-    static func loadInstances(_ db: Database) throws -> [String: RecordedInstance] {
+    static func loadInstances(_ db: Database, withFields: Bool = true) throws -> [String: RecordedInstance] {
         var result: [String: RecordedInstance] = [:]
         let rows = try Row.fetchCursor(db, sql: "SELECT * FROM instances")
         while let row = try rows.next() {
@@ -116,13 +145,14 @@ public final class StateStore: Sendable {
                 databaseDeletionPolicy: DeletionPolicy(rawValue: row["database_policy"]) ?? .retain,
                 labels: StoredMap.decode(row["labels"]))
         }
-        let resources = try Row.fetchCursor(db, sql: "SELECT * FROM resources")
+        let columns = "instance, kind, host, driver, spec_hash, outputs" + (withFields ? ", fields" : "")
+        let resources = try Row.fetchCursor(db, sql: "SELECT \(columns) FROM resources")
         while let row = try resources.next() {
             let instance: String = row["instance"]
             guard let kind = ResourceKind(rawValue: row["kind"]) else { continue }
             result[instance]?.resources[kind] = RecordedResource(
                 kind: kind, host: row["host"], driver: row["driver"], specHash: row["spec_hash"],
-                fieldsJSON: row["fields"] ?? "{}", outputs: StoredMap.decode(row["outputs"]))
+                fieldsJSON: withFields ? (row["fields"] ?? "{}") : nil, outputs: StoredMap.decode(row["outputs"]))
         }
         return result
     }
