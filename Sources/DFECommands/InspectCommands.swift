@@ -52,7 +52,7 @@ struct StatusCommand: AsyncParsableCommand {
         let workspace = workspace.workspace()
         let recorded: [String: RecordedInstance]
         do {
-            recorded = try StateStore.snapshot(url: workspace.state)
+            recorded = try StateStore.snapshot(url: workspace.state, withFields: false)
         } catch {
             throw CommandFailure("\(error)")
         }

@@ -90,7 +90,7 @@ public struct HTTPSurface: Sendable {
     /// What `dfe status --output json` shows: the recorded state plus the last good manifests.
     func instances() -> Result<[InstanceStatus], ReplyError> {
         do {
-            let recorded = try StateStore.snapshot(url: stateURL)
+            let recorded = try StateStore.snapshot(url: stateURL, withFields: false)
             return .success(StatusView.instances(recorded: recorded, desired: state.snapshot.desired))
         } catch {
             return .failure(ReplyError(reply: .json(500, StatusView.encode(["error": "\(error)"]))))
