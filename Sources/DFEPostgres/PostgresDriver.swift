@@ -252,6 +252,16 @@ public struct PostgresDatabaseProvisioner: DatabaseProvisioner, CustomStringConv
 
         let database = SQL.identifier(names.database)
         if !found.databaseExists {
+            // A non-superuser admin (CREATEROLE, CREATEDB) may only create a database owned by a role it is a
+            // member of: make it one.
+            let superuser = try step("checking the admin's privileges") { () throws(PGFailure) in
+                try connection.query("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").first?.first
+            }
+            if superuser != "t" {
+                try step("granting role \(names.role) to the admin") { () throws(PGFailure) in
+                    try connection.execute("GRANT \(role) TO CURRENT_USER")
+                }
+            }
             do {
                 try connection.execute("CREATE DATABASE \(database) OWNER \(role)")
             } catch  where error.sqlState == "42P04" {  // duplicate_database: created concurrently

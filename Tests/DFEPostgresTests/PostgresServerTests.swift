@@ -13,6 +13,25 @@ import Testing
     )
 )
 struct PostgresServerTests {
+    @Test func aNonSuperuserAdminWithCreateRoleAndCreateDBProvisionsAndDeletes() async throws {
+        let cluster = try await TestCluster.shared()
+        try admin(cluster, "CREATE ROLE dfe_operator LOGIN CREATEROLE CREATEDB PASSWORD 'operator-password'")
+        let driver = try makeDriver(
+            [
+                "url": "postgres://dfe_operator@127.0.0.1:\(cluster.port)/postgres", "passwordEnv": "OPERATOR_PW",
+                "sslmode": "disable",
+            ],
+            environment: ["OPERATOR_PW": "operator-password"])
+        let ctx = context(driver, "operated")
+        let outputs = try await driver.apply(ctx)
+        let password = try #require(outputs["password"])
+        _ = try connect(cluster, user: "dfe_operated", password: password, database: "dfe_operated")
+        #expect(try exists(cluster, "dfe_operated") == (true, true))
+
+        try await driver.delete(context(driver, "operated", recorded: outputs))
+        #expect(try exists(cluster, "dfe_operated") == (false, false))
+    }
+
     @Test func appliedRoleLogsInToItsOwnDatabaseAndPublicCannotConnect() async throws {
         let cluster = try await TestCluster.shared()
         let driver = try clusterDriver(cluster)
