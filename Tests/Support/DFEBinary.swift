@@ -30,10 +30,8 @@ public enum DFEBinary {
         return packageRoot.appendingPathComponent(".build/debug/dfe")
     }
 
-    /// Starts `dfe ARGS` in `directory` with its output going to files; returns the process (not yet finished).
-    public static func start(
-        _ arguments: [String], in directory: URL, environment: [String: String] = [:], output: URL? = nil
-    ) throws -> Process {
+    /// A `dfe ARGS` process in `directory` with `NO_COLOR`, extra environment and stdin from /dev/null.
+    static func makeProcess(_ arguments: [String], in directory: URL, environment: [String: String]) -> Process {
         let process = Process()
         process.executableURL = url
         process.arguments = arguments
@@ -43,6 +41,14 @@ public enum DFEBinary {
         for (key, value) in environment { env[key] = value }
         process.environment = env
         process.standardInput = FileHandle(forReadingAtPath: "/dev/null")
+        return process
+    }
+
+    /// Starts `dfe ARGS` in `directory` with its output going to files; returns the process (not yet finished).
+    public static func start(
+        _ arguments: [String], in directory: URL, environment: [String: String] = [:], output: URL? = nil
+    ) throws -> Process {
+        let process = makeProcess(arguments, in: directory, environment: environment)
         if let output {
             FileManager.default.createFile(atPath: output.path, contents: nil)
             let handle = try FileHandle(forWritingTo: output)
@@ -68,15 +74,7 @@ public enum DFEBinary {
         }
         FileManager.default.createFile(atPath: outURL.path, contents: nil)
         FileManager.default.createFile(atPath: errURL.path, contents: nil)
-        let process = Process()
-        process.executableURL = url
-        process.arguments = arguments
-        process.currentDirectoryURL = directory
-        var env = ProcessInfo.processInfo.environment
-        env["NO_COLOR"] = "1"
-        for (key, value) in environment { env[key] = value }
-        process.environment = env
-        process.standardInput = FileHandle(forReadingAtPath: "/dev/null")
+        let process = makeProcess(arguments, in: directory, environment: environment)
         let outHandle = try FileHandle(forWritingTo: outURL)
         let errHandle = try FileHandle(forWritingTo: errURL)
         process.standardOutput = outHandle
