@@ -32,8 +32,13 @@ public enum DFE {
         } catch let failure as CommandFailure {
             FileHandle.standardError.write(Data("dfe: \(failure.description)\n".utf8))
             exit(1)
+        } catch let code as ExitCode {
+            exit(code.rawValue)
         } catch {
-            DFECommand.exit(withError: error)
+            // --help and --version exit 0; every other usage error exits 1, as all errors do.
+            if DFECommand.exitCode(for: error) == .success { DFECommand.exit(withError: error) }
+            FileHandle.standardError.write(Data((DFECommand.fullMessage(for: error) + "\n").utf8))
+            exit(1)
         }
     }
 }

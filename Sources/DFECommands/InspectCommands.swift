@@ -1,5 +1,6 @@
 import ArgumentParser
 import DFECore
+import DFEProvision
 import DFEReconciler
 import DFEState
 import Foundation
@@ -57,7 +58,11 @@ struct StatusCommand: AsyncParsableCommand {
             throw CommandFailure("\(error)")
         }
         let reconciler = Reconciler(workspace: workspace, registry: AllDrivers.registry())
-        let desired = (try? reconciler.loadInputs().desired) ?? []
+        let desired = try? reconciler.loadInputs().desired
+        if desired == nil, output == .text {
+            Terminal.shared.err(
+                "warning: the manifests are invalid (see `dfe validate`); phases are shown as last recorded")
+        }
         var instances = StatusView.instances(recorded: recorded, desired: desired)
         if let name {
             instances = instances.filter { $0.name == name }
@@ -183,13 +188,15 @@ struct ProvisionersCommand: AsyncParsableCommand {
 
     func run() async throws {
         let workspace = workspace.workspace()
-        let reconciler = Reconciler(workspace: workspace, registry: AllDrivers.registry())
         let config: WorkspaceConfig
         do {
-            config = try reconciler.loadInputs().config
+            // Only the config matters here: a broken manifest must not hide the hosts.
+            config = try InputLoader.loadConfig(workspace)
+            _ = try ProvisionManager(
+                config: config.provisioners, registry: AllDrivers.registry(),
+                environment: DriverEnvironment(root: workspace.root))
         } catch {
-            guard case .invalid(let failure) = error else { throw CommandFailure("\(error)") }
-            throw reportInvalid(failure, format: output)
+            throw reportInvalid(error, format: output)
         }
         let hosts = config.provisioners.hosts.values.sorted { $0.name < $1.name }
         if output == .json {

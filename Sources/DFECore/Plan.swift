@@ -335,6 +335,11 @@ public enum Planner {
                 plan.changes.append(ResourceChange(instance: name, resource: kind, action: .create, reason: reason))
                 continue
             }
+            if kind != .instance, have.driver != want.driver {
+                plan.failures[kind] =
+                    "\(kind.rawValue) driver would change from \(have.driver) to \(want.driver); dfe does not migrate data between drivers: revert the change, or remove the instance (its data is retained) and move the data by hand"
+                continue
+            }
             if have.specHash != want.specHash || have.driver != want.driver || have.host != want.host {
                 let changes = fieldChanges(want: want, have: have, applied: have.fields)
                 plan.changes.append(

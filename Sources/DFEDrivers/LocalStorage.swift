@@ -62,6 +62,14 @@ public struct LocalStorageProvisioner: StorageProvisioner {
     }
 
     public func observe(_ context: ResourceContext) async throws -> ObservedStatus {
+        // A changed owner, root or zone would re-point the instance at a new, empty tree: never silently.
+        if let old = context.recorded?.outputs["path"], let new = context.fields["path"], old != new,
+            FileSystem.entry(old) == .directory
+        {
+            return .conflict(
+                "storage would move from \(old) to \(new) (owner, root or zone changed); dfe does not move customer data: move the directory by hand, then reconcile — or revert the change"
+            )
+        }
         let wanted = directories(context.fields)
         var missing: [String] = []
         for directory in wanted where FileSystem.entry(directory) != .directory {

@@ -28,7 +28,11 @@ public struct SQLiteDatabaseProvisioner: DatabaseProvisioner {
     enum Ownership: Equatable {
         case absent
         case owner(String)
+        /// A readable database (or file) without dfe's owner record.
         case unowned(String)
+        /// Could not be read right now (permissions, too many open files, a checkpoint in progress): retry,
+        /// never treat as foreign.
+        case unreadable(String)
     }
 
     /// Reads the owner record without creating `-wal`/`-shm` files (immutable, read-only open).
@@ -42,15 +46,24 @@ public struct SQLiteDatabaseProvisioner: DatabaseProvisioner {
         let uri =
             "file:" + (path.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? path) + "?immutable=1"
         defer { sqlite3_close_v2(handle) }
+        guard access(path, R_OK) == 0 else { return .unreadable(String(cString: strerror(errno))) }
         guard sqlite3_open_v2(uri, &handle, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, nil) == SQLITE_OK else {
-            return .unowned("cannot open as SQLite")
+            return .unreadable(handle.map { String(cString: sqlite3_errmsg($0)) } ?? "cannot open")
         }
         var statement: OpaquePointer?
         defer { sqlite3_finalize(statement) }
-        guard sqlite3_prepare_v2(handle, "SELECT instance FROM dfe_owner LIMIT 1", -1, &statement, nil) == SQLITE_OK,
-            sqlite3_step(statement) == SQLITE_ROW, let text = sqlite3_column_text(statement, 0)
-        else {
-            return .unowned("no dfe owner record")
+        let prepared = sqlite3_prepare_v2(handle, "SELECT instance FROM dfe_owner LIMIT 1", -1, &statement, nil)
+        guard prepared == SQLITE_OK else {
+            let message = handle.map { String(cString: sqlite3_errmsg($0)) } ?? "error \(prepared)"
+            // Only a readable database without our table is foreign; anything else is a read failure.
+            if message.contains("no such table") { return .unowned("no dfe owner record") }
+            if prepared == SQLITE_NOTADB { return .unowned("not an SQLite database") }
+            return .unreadable(message)
+        }
+        let stepped = sqlite3_step(statement)
+        guard stepped == SQLITE_ROW, let text = sqlite3_column_text(statement, 0) else {
+            if stepped == SQLITE_DONE { return .unowned("empty dfe owner record") }
+            return .unreadable(handle.map { String(cString: sqlite3_errmsg($0)) } ?? "error \(stepped)")
         }
         return .owner(String(cString: text))
     }
@@ -65,6 +78,11 @@ public struct SQLiteDatabaseProvisioner: DatabaseProvisioner {
 
     public func observe(_ context: ResourceContext) async throws -> ObservedStatus {
         guard let path = context.fields["path"] ?? context.recorded?.outputs["path"] else { return .missing }
+        if let old = context.recorded?.outputs["path"], old != path, FileSystem.entry(old) != .absent {
+            return .conflict(
+                "database would move from \(old) to \(path) (root changed); dfe does not move customer data: move the file by hand, then reconcile — or revert the change"
+            )
+        }
         if let known = context.recorded?.outputs["fileIdentity"], known == Self.fileIdentity(path),
             context.recorded?.outputs["path"] == path
         {
@@ -75,6 +93,7 @@ public struct SQLiteDatabaseProvisioner: DatabaseProvisioner {
         case .owner(let owner) where owner == context.name: return .ok
         case .owner(let owner): return .drifted("database file belongs to instance '\(owner)'")
         case .unowned(let why): return .drifted("database file is foreign (\(why))")
+        case .unreadable(let why): throw DriverError("cannot read database \(path): \(why)", retryable: true)
         }
     }
 
@@ -87,6 +106,8 @@ public struct SQLiteDatabaseProvisioner: DatabaseProvisioner {
             switch Self.ownership(path) {
             case .owner(let owner) where owner == name:
                 return
+            case .unreadable(let why):
+                throw DriverError("cannot read database \(path): \(why); not touching it", retryable: true)
             case .owner, .unowned:
                 let aside = Self.asideName(for: path)
                 guard rename(path, aside) == 0 else {
@@ -166,7 +187,7 @@ public struct SQLiteDatabaseProvisioner: DatabaseProvisioner {
                 for suffix in ["", "-wal", "-shm"] { unlink(path + suffix) }
             case .owner(let owner):
                 throw DriverError("refusing to delete \(path): it belongs to instance '\(owner)'", retryable: false)
-            case .unowned(let why):
+            case .unowned(let why), .unreadable(let why):
                 throw DriverError("refusing to delete \(path): not a dfe database (\(why))", retryable: false)
             }
         }

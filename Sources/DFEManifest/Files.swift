@@ -34,26 +34,47 @@ public enum WorkspaceFiles {
         return .text(text)
     }
 
-    /// Every `*.yaml`/`*.yml` file below `directory`, recursively, sorted by path.
-    static func yamlFiles(below directory: URL) -> [URL] {
-        guard
-            let enumerator = FileManager.default.enumerator(
-                at: directory, includingPropertiesForKeys: [.isRegularFileKey], options: [])
-        else { return [] }
-        var files: [URL] = []
-        for case let url as URL in enumerator {
-            let ext = url.pathExtension
-            guard ext == "yaml" || ext == "yml" else { continue }
-            if url.lastPathComponent.hasPrefix(".") { continue }
-            // stat() follows symbolic links: a linked manifest counts like the file it points to.
-            var info = stat()
-            if stat(url.path, &info) == 0, info.st_mode & S_IFMT == S_IFREG {
-                files.append(url.standardizedFileURL)
-            } else if lstat(url.path, &info) == 0, info.st_mode & S_IFMT == S_IFLNK {
-                // A dangling link is read (and reported as missing) rather than silently skipped.
-                files.append(url.standardizedFileURL)
+    /// Every `*.yaml`/`*.yml` file below `directory`, recursively (following symbolic links, once each),
+    /// sorted by path; plus the directories that could not be read.
+    ///
+    /// An unreadable directory must abort the run: its manifests would otherwise look deleted, and a prune
+    /// would delete their instances.
+    static func yamlFiles(below directory: URL) -> (files: [URL], unreadable: [(URL, String)]) {
+        var files: [String] = []
+        var unreadable: [(URL, String)] = []
+        var visited = Set<String>()
+        var pending = [directory.standardizedFileURL.path]
+        while let current = pending.popLast() {
+            let real = URL(fileURLWithPath: current).resolvingSymlinksInPath().path
+            guard visited.insert(real).inserted else { continue }
+            let names: [String]
+            do {
+                names = try FileManager.default.contentsOfDirectory(atPath: current)
+            } catch {
+                let reason = String(cString: strerror(access(current, R_OK | X_OK) == 0 ? EIO : errno))
+                unreadable.append((URL(fileURLWithPath: current), reason))
+                continue
+            }
+            for name in names where !name.hasPrefix(".") {
+                let path = current + "/" + name
+                var info = stat()
+                // stat() follows symbolic links: linked files and directories count like their targets.
+                guard stat(path, &info) == 0 else {
+                    var link = stat()
+                    if lstat(path, &link) == 0, link.st_mode & S_IFMT == S_IFLNK,
+                        name.hasSuffix(".yaml") || name.hasSuffix(".yml")
+                    {
+                        files.append(path)  // a dangling link is read and reported, not skipped
+                    }
+                    continue
+                }
+                switch info.st_mode & S_IFMT {
+                case S_IFDIR: pending.append(path)
+                case S_IFREG where name.hasSuffix(".yaml") || name.hasSuffix(".yml"): files.append(path)
+                default: break
+                }
             }
         }
-        return files.map { ($0.path, $0) }.sorted { $0.0 < $1.0 }.map(\.1)
+        return (files.sorted().map { URL(fileURLWithPath: $0) }, unreadable)
     }
 }

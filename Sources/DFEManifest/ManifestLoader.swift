@@ -18,7 +18,15 @@ public enum ManifestLoader {
                     "manifests directory does not exist; create it or pass --manifests", at: SourceLocation(path: path))
             ])
         }
-        let files = WorkspaceFiles.yamlFiles(below: manifestsDirectory)
+        let (files, unreadable) = WorkspaceFiles.yamlFiles(below: manifestsDirectory)
+        if !unreadable.isEmpty {
+            throw ValidationFailure(
+                unreadable.map { url, reason in
+                    Diagnostic(
+                        "cannot read this manifests directory (\(reason)); its instances would look deleted, so nothing is done: fix its permissions",
+                        at: SourceLocation(path: WorkspaceFiles.relativePath(url, to: root)))
+                })
+        }
         let results = Mutex([FileResult?](repeating: nil, count: files.count))
         DispatchQueue.concurrentPerform(iterations: files.count) { index in
             let result = loadFile(files[index], root: root, config: config)

@@ -81,7 +81,8 @@ extension Reconciler {
             return outcome
         case .prune:
             guard let record else { return outcome }
-            return await prune(plan, record: record, inputs: inputs, store: store, runID: runID, observer: observer)
+            return await prune(
+                plan, record: record, inputs: inputs, backoff: backoff, store: store, runID: runID, observer: observer)
         case .converge:
             break
         }
@@ -207,8 +208,8 @@ extension Reconciler {
 
     /// Deletes (or retains) an orphan's resources, instance first; forgets it once all are gone.
     func prune(
-        _ plan: InstancePlan, record: RecordedInstance, inputs: LoadedInputs, store: StateStore, runID: Int64,
-        observer: ReconcileObserver?
+        _ plan: InstancePlan, record: RecordedInstance, inputs: LoadedInputs, backoff: Backoff, store: StateStore,
+        runID: Int64, observer: ReconcileObserver?
     ) async -> InstanceOutcome {
         var outcome = InstanceOutcome()
         var row = record
@@ -237,6 +238,8 @@ extension Reconciler {
                 row.phase = .failed
                 row.lastError = "\(change.resource.rawValue): \(message)"
                 row.attempts += 1
+                let delay = backoff.delay(afterAttempts: row.attempts).seconds
+                row.nextAttemptAt = clock.now().addingTimeInterval(delay).timeIntervalSince1970
                 outcome.bookkeeping = row
                 outcome.error = InstanceError(instance: record.name, resource: change.resource, message: message)
                 return outcome

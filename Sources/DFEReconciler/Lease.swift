@@ -52,8 +52,11 @@ final class Lease: Sendable {
             }
             do {
                 try await store.renewLease(pid: pid, host: host, ttl: ttl, at: clock.now())
-            } catch {
+            } catch StateError.leaseLost {
+                // The store now refuses new steps; in-flight ones finish and are journaled.
                 lost.withLock { $0 = true }
+            } catch {
+                // A transient failure (busy database): try again at the next renewal.
             }
         }
     }

@@ -46,13 +46,21 @@ public struct InstanceStatus: Sendable, Codable, Hashable {
 /// Builds status views from the recorded state and the manifests.
 public enum StatusView {
     /// Every known instance: recorded ones, plus manifests never applied (phase `pending`), sorted by name.
-    public static func instances(recorded: [String: RecordedInstance], desired: [DesiredInstance]) -> [InstanceStatus] {
+    ///
+    /// `desired` nil means the manifests could not be loaded: recorded phases are shown as they are, since
+    /// calling everything orphaned would mislead an operator deciding whether to prune.
+    public static func instances(recorded: [String: RecordedInstance], desired: [DesiredInstance]?) -> [InstanceStatus]
+    {
+        let manifestsKnown = desired != nil
+        let desired = desired ?? []
         let formatter = ISO8601DateFormatter()
         var result: [String: InstanceStatus] = [:]
         let desiredByName = Dictionary(desired.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         for record in recorded.values {
             var phase = record.phase
-            if desiredByName[record.name] == nil, phase != .deprovisioning, phase != .failed { phase = .orphaned }
+            if manifestsKnown, desiredByName[record.name] == nil, phase != .deprovisioning, phase != .failed {
+                phase = .orphaned
+            }
             result[record.name] = InstanceStatus(
                 name: record.name, owner: record.owner, provisioner: record.provisioner, phase: phase.rawValue,
                 lastError: record.lastError, attempts: record.attempts,

@@ -1,12 +1,15 @@
 public import DFECore
 public import Foundation
 import GRDB
+import Synchronization
 
 /// The observed state: one SQLite file in WAL mode holding instances, resources, runs, the journal and the lease.
 public final class StateStore: Sendable {
     public let url: URL
     /// One connection (WAL mode): closing it as the last connection checkpoints and removes `-wal`/`-shm`.
     private let pool: DatabaseQueue
+    /// Set once renewing found the lease taken by another process: no new step may start after that.
+    private let lostLease = Mutex(false)
 
     /// Opens (creating when needed) and migrates the state database. The file is made mode 0600: it holds secrets.
     public init(url: URL) throws(StateError) {
@@ -234,7 +237,8 @@ public final class StateStore: Sendable {
 
     /// Journals the intent of a step before it runs; returns the entry's id.
     public func recordIntent(run: Int64, change: ResourceChange, at now: Date) async throws -> Int64 {
-        try await pool.write { db in
+        if lostLease.withLock({ $0 }) { throw StateError.leaseLost }
+        return try await pool.write { db in
             try db.execute(
                 sql: """
                     INSERT INTO journal (run_id, instance, resource, action, reason, status, started_at)
@@ -366,6 +370,15 @@ public final class StateStore: Sendable {
 
     /// Extends the lease; throws `.leaseLost` when another process took it.
     public func renewLease(pid: Int32, host: String, ttl: Duration, at now: Date) async throws {
+        do {
+            try await renew(pid: pid, host: host, ttl: ttl, at: now)
+        } catch StateError.leaseLost {
+            markLeaseLost()
+            throw StateError.leaseLost
+        }
+    }
+
+    private func renew(pid: Int32, host: String, ttl: Duration, at now: Date) async throws {
         try await pool.write { db in
             try db.execute(
                 sql: "UPDATE lease SET expires_at = ? WHERE id = 1 AND pid = ? AND host = ?",
@@ -373,6 +386,11 @@ public final class StateStore: Sendable {
             if db.changesCount == 0 { throw StateError.leaseLost }
         }
     }
+
+    /// Whether this process lost its lease while running.
+    public var hasLostLease: Bool { lostLease.withLock { $0 } }
+
+    func markLeaseLost() { lostLease.withLock { $0 = true } }
 
     /// Releases the lease if this process holds it.
     public func releaseLease(pid: Int32, host: String) async throws {

@@ -131,3 +131,30 @@ import Testing
         #expect(!ws.exists("var"))
     }
 }
+
+@Suite struct CLIErrorTests {
+    @Test func usageErrorsExitOneLikeEveryOtherError() async throws {
+        let ws = try TemporaryWorkspace()
+        defer { ws.delete() }
+        let bad = try await DFEBinary.run(["plan", "--output", "jsn"], in: ws.root)
+        #expect(bad.status == 1)
+        #expect(bad.stderr.contains("'jsn' is invalid"))
+        let version = try await DFEBinary.run(["--version"], in: ws.root)
+        #expect(version.status == 0)
+    }
+
+    @Test func statusDuringABadCommitShowsRecordedPhasesNotOrphans() async throws {
+        let ws = try TemporaryWorkspace()
+        defer { ws.delete() }
+        try ws.addInstance("alpha")
+        _ = try await DFEBinary.run(["reconcile"], in: ws.root)
+        try ws.write("manifests/broken.yaml", "apiVersion: dfe/v1\nkind: Nope\n")
+        let status = try await DFEBinary.run(["status", "--output", "json"], in: ws.root)
+        #expect(status.status == 0)
+        let instances = try #require(DFEBinary.json(status)?["instances"] as? [[String: Any]])
+        #expect(instances.first?["phase"] as? String == "ready")
+        let provisioners = try await DFEBinary.run(["provisioners"], in: ws.root)
+        #expect(provisioners.status == 0)
+        #expect(provisioners.stdout.contains("dreamfactory (default)"))
+    }
+}

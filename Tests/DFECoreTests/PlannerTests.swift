@@ -139,14 +139,15 @@ private struct Step: Equatable, CustomStringConvertible {
         #expect(plan.summary.unchanged == 2)
     }
 
-    @Test func driverChangeIsListedFirstAmongFieldChanges() {
+    @Test func aDatabaseDriverChangeIsAFailureNotAMigration() {
         let want = Fixture.desired("acme")
         var record = Fixture.recorded(want)
         record.resources[.database]?.driver = "postgres"
         let plan = Planner.plan(
             desired: [want], recorded: ["acme": record], observed: Fixture.all("acme", .ok), prune: false)
-        #expect(plan.changes.map(Step.init) == [Step("acme", .database, .update, "changed")])
-        #expect(plan.changes.first?.fieldChanges.first == FieldChange(field: "driver", old: "postgres", new: "sqlite"))
+        #expect(plan.changes.isEmpty)
+        #expect(plan.instances.first?.failures[.database]?.contains("from postgres to sqlite") == true)
+        #expect(plan.summary.failed == 1)
     }
 
     @Test func missingResourceWithMatchingHashIsRecreatedAsDrift() {

@@ -147,3 +147,27 @@ import Testing
         #expect(history.filter { $0.status == .succeeded }.map(\.resource) == [.storage, .database, .instance])
     }
 }
+
+@Suite struct LeaseLossTests {
+    @Test func aRunThatLostItsLeaseStartsNoFurtherSteps() async throws {
+        let ws = try TemporaryWorkspace()
+        defer { ws.delete() }
+        let store = try StateStore(url: ws.stateURL)
+        defer { store.close() }
+        let now = Date()
+        try await store.acquireLease(pid: 1111, host: "here", ttl: .seconds(15), at: now, isAlive: { _ in true })
+        // Another process takes over after expiry.
+        try await store.acquireLease(
+            pid: 2222, host: "there", ttl: .seconds(15), at: now.addingTimeInterval(20), isAlive: { _ in true })
+        await #expect(throws: StateError.self) {
+            try await store.renewLease(pid: 1111, host: "here", ttl: .seconds(15), at: now.addingTimeInterval(21))
+        }
+        #expect(store.hasLostLease)
+        let run = try await store.beginRun(holder: "1111@here", revision: nil, at: now)
+        await #expect(throws: StateError.self) {
+            _ = try await store.recordIntent(
+                run: run, change: ResourceChange(instance: "a", resource: .storage, action: .create, reason: "new"),
+                at: now)
+        }
+    }
+}

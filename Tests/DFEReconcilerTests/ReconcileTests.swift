@@ -130,3 +130,55 @@ import Testing
         #expect(!(try await reconciler.run(ReconcileOptions(dryRun: true))).summary.hasPendingChanges)
     }
 }
+
+@Suite struct RelocationTests {
+    @Test func changingTheOwnerNeverRepointsStorageAtAnEmptyTreeUntilTheDataIsMoved() async throws {
+        let ws = try TemporaryWorkspace()
+        defer { ws.delete() }
+        try ws.addInstance("alpha", owner: "old@example.com")
+        let reconciler = ws.reconciler()
+        _ = try await reconciler.run(ReconcileOptions())
+        let oldPath = ws.storagePath("alpha", owner: "old@example.com")
+        try Data("customer data".utf8).write(to: URL(fileURLWithPath: oldPath + "/applications/app.txt"))
+
+        try ws.addInstance("alpha", owner: "new@example.com")
+        let report = try await reconciler.run(ReconcileOptions())
+        #expect(report.errors.map(\.resource) == [.storage])
+        #expect(report.errors.first?.message.contains("storage would move from \(oldPath)") == true)
+        #expect(report.applied.isEmpty)
+        #expect(FileManager.default.fileExists(atPath: oldPath + "/applications/app.txt"))
+        #expect(!(try ws.metadata("alpha")["storage"] as? [String: Any] ?? [:]).isEmpty)
+
+        // The operator moves the data by hand; the next run adopts the new place.
+        let newPath = ws.storagePath("alpha", owner: "new@example.com")
+        try FileManager.default.createDirectory(
+            atPath: (newPath as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try FileManager.default.moveItem(atPath: oldPath, toPath: newPath)
+        let moved = try await reconciler.run(ReconcileOptions())
+        #expect(moved.errors.isEmpty)
+        #expect(FileManager.default.fileExists(atPath: newPath + "/applications/app.txt"))
+        let storage = try #require(ws.metadata("alpha")["storage"] as? [String: Any])
+        #expect(storage["path"] as? String == newPath)
+    }
+
+    @Test func changingTheDatabaseDriverIsRefusedNotMigrated() async throws {
+        let provisioners =
+            TemporaryWorkspace.defaultProvisioners + """
+                  other:
+                    provides:
+                      instance: {driver: dreamfactory, root: var/instances, domain: dfe.localhost}
+                      storage: {driver: local, root: var/storage, zone: local}
+                      database: {driver: sqlite, root: var/other-databases}
+
+                """
+        let ws = try TemporaryWorkspace(provisioners: provisioners)
+        defer { ws.delete() }
+        try ws.addInstance("alpha")
+        let reconciler = ws.reconciler()
+        _ = try await reconciler.run(ReconcileOptions())
+        try ws.addInstance("alpha", extra: "  provisioner: other")
+        let report = try await reconciler.run(ReconcileOptions())
+        #expect(report.errors.contains { $0.resource == .database && $0.message.contains("database would move") })
+        #expect(FileManager.default.fileExists(atPath: ws.databasePath("alpha")))
+    }
+}
