@@ -173,7 +173,8 @@ public struct Controller: Sendable {
             "controller starting",
             metadata: [
                 "listen": "\(listen)", "interval": "\(DurationText.format(interval))",
-                "manifests": "\(options.git.map { "git \($0.url) \($0.ref) \($0.path)" } ?? workspace.manifests.path)",
+                "manifests":
+                    "\(options.git.map { "git \($0.displayURL) \($0.ref) \($0.path)" } ?? workspace.manifests.path)",
                 "config": "\(workspace.config.path)",
             ])
         try await ServiceGroup(configuration: configuration).run()

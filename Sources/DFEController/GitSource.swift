@@ -1,3 +1,4 @@
+import DFECore
 import Foundation
 import Logging
 import ServiceLifecycle
@@ -16,6 +17,19 @@ public struct GitSourceOptions: Sendable, Hashable {
         self.ref = ref
         self.path = path
         self.interval = interval
+    }
+
+    /// The URL as it may be shown: any `user:password@` (a token) replaced by `(sensitive)@`.
+    public var displayURL: String { Self.redact(url, in: url) }
+
+    /// `text` with the credentials of `url`, if it has any, replaced by `(sensitive)`.
+    static func redact(_ text: String, in url: String) -> String {
+        guard let components = URLComponents(string: url), components.user != nil || components.password != nil,
+            let scheme = components.scheme, let range = url.range(of: "\(scheme)://"),
+            let at = url[range.upperBound...].firstIndex(of: "@")
+        else { return text }
+        let credentials = String(url[range.upperBound..<at])
+        return text.replacingOccurrences(of: credentials, with: Sensitive.placeholder)
     }
 }
 
@@ -57,8 +71,9 @@ struct GitSource: Service {
                     }
                 }
             } catch {
-                logger.error("git fetch failed", metadata: ["url": "\(options.url)", "error": "\(error)"])
-                state.update { $0.sourceError = "git \(options.url) \(options.ref): \(error)" }
+                let message = GitSourceOptions.redact("\(error)", in: options.url)
+                logger.error("git fetch failed", metadata: ["url": "\(options.displayURL)", "error": "\(message)"])
+                state.update { $0.sourceError = "git \(options.displayURL) \(options.ref): \(message)" }
             }
             let deadline = ContinuousClock.now + interval
             while ContinuousClock.now < deadline, !Task.isShuttingDownGracefully, !Task.isCancelled {

@@ -96,6 +96,16 @@ final class PGConnection {
         try rows(of: PQexec(handle, sql))
     }
 
+    /// The SCRAM-SHA-256 verifier of `password` for `role`, computed client-side, so the plain password never
+    /// travels in SQL (where server logs or pg_stat_statements could keep it).
+    func encryptedPassword(_ password: String, role: String) throws(PGFailure) -> String {
+        guard let encrypted = PQencryptPasswordConn(handle, password, role, "scram-sha-256") else {
+            throw PGFailure(message: "cannot compute the SCRAM verifier: \(Self.cleanMessage(PQerrorMessage(handle)))")
+        }
+        defer { PQfreemem(encrypted) }
+        return String(cString: encrypted)
+    }
+
     /// The server version as an integer (150004 for 15.4).
     var serverVersion: Int { Int(PQserverVersion(handle)) }
 

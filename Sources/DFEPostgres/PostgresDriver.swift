@@ -231,14 +231,17 @@ public struct PostgresDatabaseProvisioner: DatabaseProvisioner, CustomStringConv
         }
 
         let role = SQL.identifier(names.role)
-        let alter = "ALTER ROLE \(role) LOGIN PASSWORD \(SQL.literal(password))"
+        let verifier = try step("hashing the password of role \(names.role)") { () throws(PGFailure) in
+            try connection.encryptedPassword(password, role: names.role)
+        }
+        let alter = "ALTER ROLE \(role) LOGIN PASSWORD \(SQL.literal(verifier))"
         if found.roleExists {
             try step("setting the password of role \(names.role)") { () throws(PGFailure) in
                 try connection.execute(alter)
             }
         } else {
             do {
-                try connection.execute("CREATE ROLE \(role) LOGIN PASSWORD \(SQL.literal(password))")
+                try connection.execute("CREATE ROLE \(role) LOGIN PASSWORD \(SQL.literal(verifier))")
             } catch  where error.sqlState == "42710" {  // duplicate_object: created concurrently
                 try step("setting the password of role \(names.role)") { () throws(PGFailure) in
                     try connection.execute(alter)

@@ -209,3 +209,14 @@ struct HTTPSurfaceTests {
         #expect((object?["instances"] as? [Any])?.isEmpty == true)
     }
 }
+
+@Suite struct GitCredentialTests {
+    @Test func aTokenInTheGitURLIsNeverShown() {
+        let options = GitSourceOptions(url: "https://x-access-token:ghp_secret123@git.example.com/ops/manifests.git")
+        #expect(options.displayURL == "https://(sensitive)@git.example.com/ops/manifests.git")
+        let message = GitSourceOptions.redact(
+            "fatal: unable to access 'https://x-access-token:ghp_secret123@git.example.com/': 403", in: options.url)
+        #expect(!message.contains("ghp_secret123"))
+        #expect(GitSourceOptions(url: "file:///srv/repo.git").displayURL == "file:///srv/repo.git")
+    }
+}
