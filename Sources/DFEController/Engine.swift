@@ -4,6 +4,7 @@ import DFEReconciler
 import DFEState
 import Foundation
 import Logging
+import ServiceLifecycle
 
 /// Decides what to reconcile and runs the reconciler, one run at a time.
 ///
@@ -146,9 +147,11 @@ actor Engine {
         }
         let workspace = workspace()
         let revision = gitMode ? commit : GitRevision.of(workspace.manifests)
-        let options = ReconcileOptions(
+        var options = ReconcileOptions(
             prune: prune, only: work.full ? nil : work.names, parallelism: parallelism, wait: true,
             honourBackoff: true, revision: revision)
+        // On SIGTERM/SIGINT: finish the instances in flight, start no others (the next start picks them up).
+        options.shouldStop = { Task.isShuttingDownGracefully }
         let scope = work.full ? "all" : work.names.sorted().joined(separator: ",")
         let trigger = work.reasons.sorted().joined(separator: ",")
         logger.info(

@@ -43,7 +43,8 @@ extension Reconciler {
         let records = recorded
         let wanted = desired
         let outcomes = await concurrentMap(finalPlan.instances, limit: parallelism) { instancePlan in
-            await applyInstance(
+            if options.shouldStop?() == true { return InstanceOutcome() }
+            return await applyInstance(
                 instancePlan, desired: wanted[instancePlan.name], record: records[instancePlan.name],
                 inputs: inputs, options: options, backoff: backoff, store: store, runID: runID, observer: observer)
         }

@@ -66,6 +66,6 @@ final class Lease: Sendable {
 
     /// Releases the lease (best effort).
     func release() async {
-        try? await store.releaseLease(pid: pid, host: host)
+        try? store.releaseLease(pid: pid, host: host)
     }
 }

@@ -19,6 +19,8 @@ public struct ReconcileOptions: Sendable {
     public var honourBackoff = false
     /// The manifests' revision (git commit) to record.
     public var revision: String?
+    /// Asked before each instance is started; true stops scheduling more (graceful shutdown).
+    public var shouldStop: (@Sendable () -> Bool)?
 
     public init(
         dryRun: Bool = false, prune: Bool? = nil, only: Set<String>? = nil, parallelism: Int? = nil,

@@ -393,8 +393,11 @@ public final class StateStore: Sendable {
     func markLeaseLost() { lostLease.withLock { $0 = true } }
 
     /// Releases the lease if this process holds it.
-    public func releaseLease(pid: Int32, host: String) async throws {
-        try await pool.write { db in
+    ///
+    /// Synchronous on purpose: it must also run when the task was cancelled (async database access would
+    /// refuse), so a stopped controller never leaves its lease behind.
+    public func releaseLease(pid: Int32, host: String) throws {
+        try pool.write { db in
             try db.execute(sql: "DELETE FROM lease WHERE id = 1 AND pid = ? AND host = ?", arguments: [pid, host])
         }
     }

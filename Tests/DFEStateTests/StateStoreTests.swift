@@ -470,9 +470,9 @@ func change(_ name: String, _ kind: ResourceKind, _ action: Action = .create) ->
         let store = try StateStore(url: directory.state)
         defer { store.close() }
         try await store.acquireLease(pid: getpid(), host: "node-a", ttl: Self.ttl, at: now, isAlive: isAlive)
-        try await store.releaseLease(pid: getppid(), host: "node-a")
+        try store.releaseLease(pid: getppid(), host: "node-a")
         #expect(try await store.leaseHolder() != nil)
-        try await store.releaseLease(pid: getpid(), host: "node-a")
+        try store.releaseLease(pid: getpid(), host: "node-a")
         #expect(try await store.leaseHolder() == nil)
     }
 
