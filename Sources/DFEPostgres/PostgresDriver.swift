@@ -119,6 +119,15 @@ public struct PostgresDatabaseProvisioner: DatabaseProvisioner, CustomStringConv
         try await offloaded { try self.deleteBlocking(names) }
     }
 
+    /// PostgreSQL names are at most 63 bytes: a long instance name plus the prefix may not fit.
+    public func problems(for spec: InstanceSpec) -> [String] {
+        let name = objectName(for: spec.name)
+        guard !SQL.isValidName(name) else { return [] }
+        return [
+            "database and role name '\(name)' is longer than PostgreSQL's 63 bytes; shorten the instance name to at most \(63 - prefix.utf8.count) characters"
+        ]
+    }
+
     // MARK: - Names
 
     /// The role and database name of an instance: prefix + name with `-` as `_`.

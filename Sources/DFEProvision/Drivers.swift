@@ -63,6 +63,14 @@ public protocol SubProvisioner: Sendable {
 
     /// Removes the resource (only its own data); absent is success.
     func delete(_ context: ResourceContext) async throws
+
+    /// Problems this driver has with a spec, reported by `dfe validate` before anything runs.
+    func problems(for spec: InstanceSpec) -> [String]
+}
+
+extension SubProvisioner {
+    /// Problems this driver has with a spec that validation must report (default: none).
+    public func problems(for spec: InstanceSpec) -> [String] { [] }
 }
 
 /// Provisions an instance's file storage.

@@ -77,6 +77,16 @@ public struct ProvisionManager: Sendable {
         return DesiredInstance(spec: spec, resources: resources)
     }
 
+    /// Problems the host's drivers have with specs, located at each manifest.
+    public func problems(_ specs: [InstanceSpec]) -> [Diagnostic] {
+        specs.flatMap { spec -> [Diagnostic] in
+            guard let host = hosts[spec.provisioner] else { return [] }
+            return ResourceKind.allCases.flatMap { kind in
+                host.provisioner(kind).problems(for: spec).map { Diagnostic($0, at: spec.source) }
+            }
+        }
+    }
+
     /// The sub-provisioner for a resource recorded under `host`/`driver`, if still configured that way.
     public func provisioner(host: String, kind: ResourceKind, driver: String) -> (any SubProvisioner)? {
         guard let resolved = hosts[host] else { return nil }

@@ -44,6 +44,8 @@ public enum InputLoader {
             environment: DriverEnvironment(root: workspace.root, environment: environment))
         let specs = try ManifestLoader.load(
             manifestsDirectory: workspace.manifests, root: workspace.root, config: config)
+        let problems = manager.problems(specs)
+        guard problems.isEmpty else { throw ValidationFailure(problems) }
         let desired = Mutex([DesiredInstance?](repeating: nil, count: specs.count))
         DispatchQueue.concurrentPerform(iterations: specs.count) { index in
             let resolved = manager.desired(specs[index])

@@ -64,6 +64,19 @@ struct PostgresReconcileTests {
         #expect(status.first?.resources.database?.driver == "postgres")
     }
 
+    @Test func aNameTooLongForPostgresIsAValidationErrorAtItsManifest() async throws {
+        let ws = try workspace(port: 5432)
+        defer { ws.delete() }
+        let name = String(repeating: "a", count: 62)
+        try ws.addInstance(name, extra: "  provisioner: pg")
+        #expect {
+            _ = try reconciler(ws).loadInputs()
+        } throws: { error in
+            "\(error)".contains("manifests/\(name).yaml:1:1: error: database and role name 'dfe_\(name)'")
+                && "\(error)".contains("at most 59 characters")
+        }
+    }
+
     @Test func aDatabaseDroppedByHandIsPlannedAsDriftAndRecreated() async throws {
         let cluster = try await TestCluster.shared()
         let ws = try workspace(port: cluster.port)
