@@ -279,28 +279,27 @@ extension Reconciler {
             let outcome = try await action()
             try await store.recordSuccess(journalID, instance: change.instance, outcome: outcome, at: clock.now())
             let duration = ContinuousClock.now - started
-            logger.info(
-                "step applied",
-                metadata: [
-                    "instance": "\(change.instance)", "resource": "\(change.resource.rawValue)",
-                    "action": "\(change.action.rawValue)", "reason": "\(change.reason)",
-                    "duration": "\(DurationText.format(duration))",
-                ])
+            logger.info("step applied", metadata: Self.metadata(change, duration: duration))
             observer?(.stepFinished(change, duration: duration, error: nil))
             return .success(outcome)
         } catch {
             let message = "\(error)"
             try? await store.recordFailure(journalID, error: message, at: clock.now())
             let duration = ContinuousClock.now - started
-            logger.error(
-                "step failed",
-                metadata: [
-                    "instance": "\(change.instance)", "resource": "\(change.resource.rawValue)",
-                    "action": "\(change.action.rawValue)", "error": "\(message)",
-                    "duration": "\(DurationText.format(duration))",
-                ])
+            var metadata = Self.metadata(change, duration: duration)
+            metadata["error"] = "\(message)"
+            logger.error("step failed", metadata: metadata)
             observer?(.stepFinished(change, duration: duration, error: message))
             return .failure(message)
         }
+    }
+
+    /// The log fields of one step: instance, resource, action, reason and duration.
+    static func metadata(_ change: ResourceChange, duration: Duration) -> Logger.Metadata {
+        [
+            "instance": "\(change.instance)", "resource": "\(change.resource.rawValue)",
+            "action": "\(change.action.rawValue)", "reason": "\(change.reason)",
+            "duration": "\(DurationText.format(duration))",
+        ]
     }
 }
