@@ -78,11 +78,15 @@ public struct Settings: Sendable, Hashable {
     public var controllerInterval: Duration
     public var listen: String
     public var backoff: Backoff
+    /// The drift policy of manifests that give none (`driftPolicy`).
+    public var driftPolicy: DriftPolicy
+    /// The most instances one run may prune (`maxPrune`); nil: no limit.
+    public var maxPrune: Int?
 
     public init(
         forbiddenNames: Set<String> = ["admin", "api", "dfe", "localhost", "www"], parallelism: Int = 4,
         prune: Bool = false, controllerInterval: Duration = .seconds(60), listen: String = "127.0.0.1:9420",
-        backoff: Backoff = Backoff()
+        backoff: Backoff = Backoff(), driftPolicy: DriftPolicy = .repair, maxPrune: Int? = nil
     ) {
         self.forbiddenNames = forbiddenNames
         self.parallelism = parallelism
@@ -90,6 +94,8 @@ public struct Settings: Sendable, Hashable {
         self.controllerInterval = controllerInterval
         self.listen = listen
         self.backoff = backoff
+        self.driftPolicy = driftPolicy
+        self.maxPrune = maxPrune
     }
 }
 

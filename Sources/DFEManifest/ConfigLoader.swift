@@ -183,7 +183,9 @@ public enum ConfigLoader {
         guard let node = document(url, root: root, required: false, diagnostics: &diagnostics) else { return settings }
         var reader = SchemaReader()
         defer { diagnostics += reader.diagnostics }
-        let allowed: Set<String> = ["naming", "parallelism", "prune", "controller", "backoff"]
+        let allowed: Set<String> = [
+            "naming", "parallelism", "prune", "controller", "backoff", "driftPolicy", "maxPrune",
+        ]
         guard let top = reader.mapping(node, what: "dfe config", allowed: allowed) else { return settings }
         if let naming = top["naming"], let map = reader.mapping(naming, what: "naming", allowed: ["forbidden"]) {
             if let forbidden = map["forbidden"] {
@@ -202,6 +204,18 @@ public enum ConfigLoader {
             }
         }
         if let node = top["prune"], let value = reader.bool(node, what: "prune") { settings.prune = value }
+        if let node = top["driftPolicy"],
+            let text = reader.choice(node, what: "driftPolicy", from: DriftPolicy.allCases.map(\.rawValue))
+        {
+            settings.driftPolicy = DriftPolicy(rawValue: text) ?? .repair
+        }
+        if let node = top["maxPrune"], let value = reader.int(node, what: "maxPrune") {
+            if value >= 0 {
+                settings.maxPrune = value
+            } else {
+                reader.error("maxPrune must be 0 or more (the most instances one run may prune)", at: node.location)
+            }
+        }
         if let node = top["controller"],
             let map = reader.mapping(node, what: "controller", allowed: ["interval", "listen"])
         {
