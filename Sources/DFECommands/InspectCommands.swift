@@ -64,7 +64,7 @@ struct StatusCommand: AsyncParsableCommand {
         }
         let recorded: [String: RecordedInstance]
         do {
-            recorded = try StateStore.snapshot(url: workspace.state, withFields: false)
+            recorded = try workspace.stateBackend().snapshot(withFields: false)
         } catch {
             throw CommandFailure("\(error)")
         }
@@ -158,14 +158,10 @@ struct HistoryCommand: AsyncParsableCommand {
     func run() async throws {
         let workspace = workspace.workspace()
         var entries: [JournalEntry] = []
-        if FileManager.default.fileExists(atPath: workspace.state.path) {
-            do {
-                let store = try StateStore(url: workspace.state)
-                defer { store.close() }
-                entries = try await store.history(instance: name, limit: limit)
-            } catch {
-                throw CommandFailure("\(error)")
-            }
+        do {
+            entries = try workspace.stateBackend().history(instance: name, limit: limit)
+        } catch {
+            throw CommandFailure("\(error)")
         }
         let formatter = ISO8601DateFormatter()
         if output == .json {
@@ -272,12 +268,13 @@ struct UnlockCommand: AsyncParsableCommand {
 
     func run() async throws {
         let workspace = workspace.workspace()
-        guard FileManager.default.fileExists(atPath: workspace.state.path) else {
-            Terminal.shared.out("No state at \(workspace.display(workspace.state)); nothing to unlock.")
-            return
-        }
         do {
-            let store = try StateStore(url: workspace.state)
+            let backend = try workspace.stateBackend()
+            guard try backend.exists() else {
+                Terminal.shared.out("No state at \(workspace.display(workspace.state)); nothing to unlock.")
+                return
+            }
+            let store = try backend.open()
             defer { store.close() }
             guard force else {
                 let holder = try await store.leaseHolder()

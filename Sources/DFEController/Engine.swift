@@ -193,7 +193,7 @@ actor Engine {
                 ])
         }
         let seconds = (ContinuousClock.now - started).seconds
-        let recorded = (try? StateStore.snapshot(url: workspace.state, withFields: false)) ?? [:]
+        let recorded = (try? workspace.stateBackend().snapshot(withFields: false)) ?? [:]
         backoff = BackoffSchedule.pending(recorded: recorded, desired: inputs.desired, now: clock.now())
         if let next = backoff.values.min() {
             logger.info(

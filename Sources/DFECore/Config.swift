@@ -29,12 +29,17 @@ public struct Offering: Sendable, Hashable {
     public var suggested: String
     /// Offered values and their descriptions.
     public var items: [String: String]
+    /// Per offered value, the environment variables it adds to the instance's `.env` (`env:` of the item).
+    public var env: [String: [String: String]]
 
-    public init(key: String, name: String, suggested: String, items: [String: String]) {
+    public init(
+        key: String, name: String, suggested: String, items: [String: String], env: [String: [String: String]] = [:]
+    ) {
         self.key = key
         self.name = name
         self.suggested = suggested
         self.items = items
+        self.env = env
     }
 }
 

@@ -15,7 +15,7 @@ struct InstanceOutcome: Sendable {
 extension Reconciler {
     /// Applies a plan under the lease: journal, drivers, state.
     func apply(
-        _ options: ReconcileOptions, inputs: LoadedInputs, store: StateStore, observer: ReconcileObserver?
+        _ options: ReconcileOptions, inputs: LoadedInputs, store: any StateStoring, observer: ReconcileObserver?
     ) async throws -> ReconcileReport {
         let holder = "\(getpid())@\(Lease.hostName())"
         var warnings: [String] = []
@@ -100,7 +100,7 @@ extension Reconciler {
     /// Applies one instance's changes in dependency order; a failure stops this instance only.
     func applyInstance(
         _ plan: InstancePlan, desired: DesiredInstance?, record: RecordedInstance?, inputs: LoadedInputs,
-        options: ReconcileOptions, backoff: Backoff, store: StateStore, runID: Int64, observer: ReconcileObserver?
+        options: ReconcileOptions, backoff: Backoff, store: any StateStoring, runID: Int64, observer: ReconcileObserver?
     ) async -> InstanceOutcome {
         var outcome = InstanceOutcome()
         let now = clock.now()
@@ -247,7 +247,7 @@ extension Reconciler {
 
     /// Deletes (or retains) an orphan's resources, instance first; forgets it once all are gone.
     func prune(
-        _ plan: InstancePlan, record: RecordedInstance, inputs: LoadedInputs, backoff: Backoff, store: StateStore,
+        _ plan: InstancePlan, record: RecordedInstance, inputs: LoadedInputs, backoff: Backoff, store: any StateStoring,
         runID: Int64, observer: ReconcileObserver?
     ) async -> InstanceOutcome {
         var outcome = InstanceOutcome()
@@ -294,14 +294,14 @@ extension Reconciler {
     }
 
     enum StepResult {
-        case success(StateStore.Outcome)
+        case success(StateOutcome)
         case failure(String)
     }
 
     /// Journals intent, runs the driver action, journals the outcome with the state change in one transaction.
     func step(
-        _ change: ResourceChange, store: StateStore, runID: Int64, observer: ReconcileObserver?,
-        _ action: () async throws -> StateStore.Outcome
+        _ change: ResourceChange, store: any StateStoring, runID: Int64, observer: ReconcileObserver?,
+        _ action: () async throws -> StateOutcome
     ) async -> StepResult {
         let started = ContinuousClock.now
         observer?(.stepStarted(change))

@@ -86,7 +86,7 @@ public struct Reconciler: Sendable {
         let started = ContinuousClock.now
         // A dry run reads the state while the manifests are parsed.
         async let snapshot =
-            options.dryRun ? Result { try StateStore.snapshot(url: workspace.state, withFields: false) } : nil
+            options.dryRun ? Result { try workspace.stateBackend().snapshot(withFields: false) } : nil
         let inputs = try loadInputs()
         logger.debug(
             "inputs loaded",
@@ -112,7 +112,7 @@ public struct Reconciler: Sendable {
         if options.dryRun {
             let recorded: [String: RecordedInstance]
             do {
-                recorded = try snapshot?.get() ?? StateStore.snapshot(url: workspace.state, withFields: false)
+                recorded = try snapshot?.get() ?? workspace.stateBackend().snapshot(withFields: false)
             } catch {
                 throw .state(error)
             }
@@ -125,8 +125,7 @@ public struct Reconciler: Sendable {
                 throw .pruneRefused(refusal)
             }
             do {
-                let applied = try StateStore.appliedFields(
-                    url: workspace.state, keys: Planner.resourcesNeedingFields(plan))
+                let applied = try workspace.stateBackend().appliedFields(keys: Planner.resourcesNeedingFields(plan))
                 Planner.completeFieldChanges(&plan, desired: desired, recorded: recorded, applied: applied)
             } catch {
                 throw .state(error)
@@ -144,9 +143,9 @@ public struct Reconciler: Sendable {
             report.duration = ContinuousClock.now - started
             return report
         }
-        let store: StateStore
+        let store: any StateStoring
         do {
-            store = try StateStore(url: workspace.state)
+            store = try workspace.stateBackend().open()
         } catch {
             throw .state(error)
         }
