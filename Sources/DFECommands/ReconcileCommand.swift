@@ -33,8 +33,10 @@ struct ReconcileCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Output format: text or json.")
     var output: OutputFormat = .text
 
-    @Option(name: .long, help: "Log level for stderr logs: trace, debug, info, notice, warning, error.")
-    var logLevel: LogLevel = .warning
+    @Option(
+        name: .long,
+        help: "Log level for stderr logs: trace, debug, info, notice, warning, error, critical (default: critical; the output already reports every step and failure).")
+    var logLevel: LogLevel = .critical
 
     func validate() throws {
         if let parallelism, !(1...256).contains(parallelism) {
@@ -57,54 +59,60 @@ struct ReconcileCommand: AsyncParsableCommand {
     ) async -> ExitCode {
         let terminal = Terminal.shared
         let renderer = PlanOutput(terminal: terminal)
+        let revision = GitRevision.of(workspace.manifests)
+        if let message = FirstRun.problem(workspace) {
+            return fail(message, format: output, empty: PlanOutput.emptyJSON(dryRun: dryRun, revision: revision))
+        }
         let reconciler = Reconciler(workspace: workspace, registry: AllDrivers.registry(), logger: Logger(label: "dfe"))
         var options = ReconcileOptions(
             dryRun: dryRun, prune: prune, only: only.isEmpty ? nil : Set(only), parallelism: parallelism, wait: wait)
-        options.revision = GitRevision.of(workspace.manifests)
-        var observer: ReconcileObserver?
-        if output == .text && !dryRun {
-            observer = { event in
-                if let line = renderer.progress(event) { terminal.out(line) }
-            }
-        }
+        options.revision = revision
+        // Progress: a live counter on an interactive stderr (text and JSON alike); otherwise one line per step
+        // on stdout for text (a CI log), nothing for JSON.
+        let progress = ApplyProgress(
+            terminal: terminal, live: terminal.interactiveStderr, stepLines: output == .text)
+        let observer: ReconcileObserver? = { event in progress.handle(event) }
         let report: ReconcileReport
         do {
             report = try await reconciler.run(options, observer: observer)
         } catch {
+            progress.clearLine()
             switch error {
             case .invalid(let failure):
-                return reportInvalid(failure, format: output, dryRun: dryRun)
-            case .state(let cause):
-                if output == .json {
-                    terminal.write(
-                        jsonData([
-                            "dryRun": dryRun, "summary": summaryObject(PlanSummary()), "changes": [Any](),
-                            "errors": [["message": "\(cause)"]],
-                        ]))
-                } else {
-                    terminal.err("dfe: \(cause)")
-                }
-                return .failure
+                return reportInvalid(
+                    failure, format: output, empty: PlanOutput.emptyJSON(dryRun: dryRun, revision: revision))
+            case .state, .unknownInstances:
+                return fail(
+                    error.description, format: output, empty: PlanOutput.emptyJSON(dryRun: dryRun, revision: revision))
             }
         }
+        progress.clearLine()
         if output == .json {
             terminal.write(jsonData(PlanOutput.json(report)))
         } else {
             if dryRun {
-                for warning in report.warnings { terminal.out(terminal.paint("warning: ", .yellow) + warning) }
+                for warning in report.warnings { terminal.out(terminal.paint("warning: ", .yellow) + "\(warning)") }
                 let lines = renderer.render(report)
                 if !lines.isEmpty {
                     terminal.out("dfe will perform the following actions:\n")
                     for line in lines { terminal.out(line) }
                 }
             } else {
-                for instance in report.plan.instances where instance.disposition == .orphaned {
-                    terminal.out("  # \(instance.name) orphaned: its manifest is gone; --prune deletes it")
+                for instance in report.plan.instances {
+                    switch instance.disposition {
+                    case .orphaned:
+                        terminal.out("  # \(instance.name) orphaned: its manifest is gone; --prune deletes it")
+                    case .suspended where instance.held > 0:
+                        terminal.out(
+                            "  = \(instance.name) held (suspended): \(instance.held) change\(instance.held == 1 ? "" : "s")")
+                    default:
+                        break
+                    }
                 }
             }
-            for error in report.errors where !dryRun {
-                terminal.err(
-                    "error: \(error.instance)\(error.resource.map { "/\($0.rawValue)" } ?? ""): \(error.message)")
+            // A failure already printed while it happened is not printed again.
+            for error in report.errors where !dryRun && !progress.reported(error) {
+                terminal.err("error: \(error.instance)\(error.resource.map { "/\($0.rawValue)" } ?? ""): \(error.message)")
             }
             terminal.out(renderer.summaryLine(report))
         }
@@ -131,8 +139,10 @@ struct PlanCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Output format: text or json.")
     var output: OutputFormat = .text
 
-    @Option(name: .long, help: "Log level for stderr logs: trace, debug, info, notice, warning, error.")
-    var logLevel: LogLevel = .warning
+    @Option(
+        name: .long,
+        help: "Log level for stderr logs: trace, debug, info, notice, warning, error, critical (default: critical; the output already reports every step and failure).")
+    var logLevel: LogLevel = .critical
 
     func run() async throws {
         LogSetup.bootstrap(level: logLevel.level, format: .logfmt)

@@ -229,6 +229,8 @@ public struct InstancePlan: Sendable, Hashable {
     public var orphaned: Int
     /// Resources that cannot be applied (conflicts found while observing).
     public var failures: [ResourceKind: String]
+    /// For a suspended instance: how many of its resources differ from what was applied (held back).
+    public var held = 0
 
     public init(
         name: String, disposition: Disposition, changes: [ResourceChange] = [], unchanged: Int = 0,
@@ -255,6 +257,8 @@ public struct PlanSummary: Sendable, Hashable, Codable {
     public var unchanged = 0
     public var orphaned = 0
     public var failed = 0
+    /// Suspended instances whose manifest differs from what was applied (instances, not resources).
+    public var held = 0
 
     public init() {}
 
@@ -284,6 +288,7 @@ public struct Plan: Sendable, Hashable {
             summary.unchanged += instance.unchanged
             summary.orphaned += instance.orphaned
             summary.failed += instance.failures.count
+            if instance.held > 0 { summary.held += 1 }
         }
         return summary
     }
@@ -319,7 +324,13 @@ public enum Planner {
     ) -> InstancePlan {
         let kinds = ResourceKind.allCases.filter { instance.resources[$0] != nil }
         if instance.spec.suspend {
-            return InstancePlan(name: instance.name, disposition: .suspended, unchanged: kinds.count)
+            // Nothing is observed or applied; what the manifest would change is counted as held.
+            var plan = InstancePlan(name: instance.name, disposition: .suspended, unchanged: kinds.count)
+            plan.held = kinds.filter { kind in
+                guard let want = instance.resources[kind], let have = record?.resources[kind] else { return true }
+                return have.specHash != want.specHash || have.driver != want.driver || have.host != want.host
+            }.count
+            return plan
         }
         var plan = InstancePlan(name: instance.name, disposition: .converge)
         for kind in kinds {

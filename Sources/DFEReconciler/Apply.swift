@@ -28,8 +28,9 @@ extension Reconciler {
             observer?(.warning(message))
             logger.warning("recovering interrupted steps", metadata: ["count": "\(interrupted.count)"])
         }
-        let runID = try await store.beginRun(holder: holder, revision: options.revision, at: clock.now())
         var recorded = try await store.instances(withFields: false)
+        try Self.checkOnly(options, inputs: inputs, recorded: recorded)
+        let runID = try await store.beginRun(holder: holder, revision: options.revision, at: clock.now())
         var (plan, desired, planWarnings) = await self.plan(inputs: inputs, recorded: recorded, options: options)
         // Applied fields are read only for the resources that need them: changed updates and prunes.
         let applied = try await store.appliedFields(keys: Planner.resourcesNeedingFields(plan))
@@ -37,6 +38,7 @@ extension Reconciler {
         for (key, fields) in applied { recorded[key.instance]?.resources[key.kind]?.fields = fields }
         warnings += planWarnings
         for warning in planWarnings { observer?(.warning(warning)) }
+        observer?(.planned(steps: plan.changes.count))
         let parallelism = options.parallelism ?? inputs.config.settings.parallelism
         let backoff = inputs.config.settings.backoff
         let finalPlan = plan

@@ -107,6 +107,7 @@ public struct Reconciler: Sendable {
                 throw .state(error)
             }
             logger.debug("state read", metadata: ["duration": "\(DurationText.format(ContinuousClock.now - started))"])
+            try Self.checkOnly(options, inputs: inputs, recorded: recorded)
             var (plan, desired, warnings) = await self.plan(inputs: inputs, recorded: recorded, options: options)
             do {
                 let applied = try StateStore.appliedFields(
@@ -134,7 +135,7 @@ public struct Reconciler: Sendable {
         defer { store.close() }
         let lease = Lease(store: store, clock: clock, ttl: leaseTTL)
         do {
-            try await lease.acquire(wait: options.wait)
+            try await lease.acquire(wait: options.wait) { holder in observer?(.waitingForLease(holder: holder)) }
         } catch {
             throw .state(error)
         }
@@ -152,6 +153,8 @@ public struct Reconciler: Sendable {
         case .success(var report):
             report.duration = ContinuousClock.now - started
             return report
+        case .failure(let error as ReconcileError):
+            throw error
         case .failure(let error):
             throw .state(error)
         }
@@ -174,10 +177,6 @@ public struct Reconciler: Sendable {
                 continue
             }
             desired.append(instance)
-        }
-        if let only = options.only {
-            let known = Set(inputs.desired.map(\.name)).union(recorded.keys)
-            for name in only.subtracting(known).sorted() { warnings.append("--only \(name): no such instance") }
         }
         let manager = inputs.manager
         let targets = desired.filter { !$0.spec.suspend }
@@ -221,6 +220,16 @@ public struct Reconciler: Sendable {
             )
         }
         return (filtered, Dictionary(uniqueKeysWithValues: desired.map { ($0.name, $0) }), warnings)
+    }
+
+    /// Refuses `--only` names that no manifest and no recorded instance has (a typo must not pass CI).
+    static func checkOnly(
+        _ options: ReconcileOptions, inputs: LoadedInputs, recorded: [String: RecordedInstance]
+    ) throws(ReconcileError) {
+        guard let only = options.only else { return }
+        let known = Set(inputs.desired.map(\.name)).union(recorded.keys)
+        let unknown = only.subtracting(known).sorted()
+        if !unknown.isEmpty { throw .unknownInstances(unknown) }
     }
 
     /// Builds a driver context for one resource of a desired instance.

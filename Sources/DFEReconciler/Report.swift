@@ -48,10 +48,32 @@ public struct ReconcileReport: Sendable {
         summary.failed += failedDuringApply.subtracting(alreadyCounted).count
         return summary
     }
+
+    /// The counts every output shows (text and JSON alike): for a dry run the plan's; for an applying run what
+    /// was done: a change counts as created, updated, deleted or retained only when it succeeded, and a failed
+    /// one only as failed.
+    public var counts: PlanSummary {
+        var counts = summary
+        guard !dryRun else { return counts }
+        counts.create = 0
+        counts.update = 0
+        counts.delete = 0
+        counts.retain = 0
+        for change in applied { counts.count(change.action) }
+        return counts
+    }
+
+    /// Suspended instances whose manifest differs from what was applied, sorted.
+    public var held: [String] { plan.instances.filter { $0.held > 0 }.map(\.name).sorted() }
 }
 
 /// Progress of a run, for the command layer's output and the controller's logs.
 public enum ReconcileEvent: Sendable {
+    /// An applying run planned this many steps (sent once, before the first step).
+    case planned(steps: Int)
+    /// The state lease is held by `holder` (`PID@HOST`) and the run waits for it (`--wait`); sent when the holder
+    /// is first seen and whenever it changes.
+    case waitingForLease(holder: String)
     case stepStarted(ResourceChange)
     case stepFinished(ResourceChange, duration: Duration, error: String?)
     case warning(String)
@@ -66,11 +88,15 @@ public enum ReconcileError: Error, Sendable, CustomStringConvertible {
     case invalid(ValidationFailure)
     /// The state could not be opened, or its lease is held.
     case state(any Error)
+    /// `--only` names instances that neither a manifest nor the state knows (sorted): nothing was touched.
+    case unknownInstances([String])
 
     public var description: String {
         switch self {
         case .invalid(let failure): failure.description
         case .state(let error): "\(error)"
+        case .unknownInstances(let names):
+            "--only names no known instance: \(names.map { "'\($0)'" }.joined(separator: ", ")) (neither a manifest nor the state has it; `dfe status` lists the instances)"
         }
     }
 }

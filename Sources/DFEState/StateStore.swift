@@ -307,6 +307,17 @@ public final class StateStore: Sendable {
         }
     }
 
+    /// How many journal entries there are, optionally for one instance (history says when it shows fewer).
+    public func historyCount(instance: String? = nil) async throws -> Int {
+        try await pool.read { db in
+            if let instance {
+                return try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM journal WHERE instance = ?", arguments: [instance])
+                    ?? 0
+            }
+            return try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM journal") ?? 0
+        }
+    }
+
     static func journal(_ db: Database, where clause: String, arguments: StatementArguments, limit: Int = -1) throws
         -> [JournalEntry]
     {
