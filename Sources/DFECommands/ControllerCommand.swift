@@ -53,7 +53,8 @@ struct ControllerCommand: AsyncParsableCommand {
         options.interval = try Self.duration(interval, option: "--interval")
         if let git {
             options.git = GitSourceOptions(
-                url: git, ref: ref ?? "main", path: path ?? "manifests", interval: try Self.duration(gitInterval, option: "--git-interval"))
+                url: git, ref: ref ?? "main", path: path ?? "manifests",
+                interval: try Self.duration(gitInterval, option: "--git-interval"))
         }
         do {
             try await Controller(options: options).run()
@@ -72,7 +73,8 @@ struct ControllerCommand: AsyncParsableCommand {
         _ = try Self.duration(interval, option: "--interval")
         _ = try Self.duration(gitInterval, option: "--git-interval")
         if git == nil {
-            for (flag, value) in [("--git-interval", gitInterval), ("--ref", ref), ("--path", path)] where value != nil {
+            for (flag, value) in [("--git-interval", gitInterval), ("--ref", ref), ("--path", path)] where value != nil
+            {
                 throw ValidationError("\(flag) needs --git (it applies to the git source only)")
             }
         }

@@ -73,7 +73,8 @@ struct StatusCommand: AsyncParsableCommand {
 
     @OptionGroup var workspace: WorkspaceOptions
 
-    @Argument(help: "Show only this instance.", completion: .custom { KnownInstances.names($0) })
+    @Argument(
+        help: "Show only this instance.", completion: .custom { arguments, _, _ in KnownInstances.names(arguments) })
     var name: String?
 
     @Option(name: .long, help: "Output format: text or json.")
@@ -172,7 +173,8 @@ struct HistoryCommand: AsyncParsableCommand {
 
     @OptionGroup var workspace: WorkspaceOptions
 
-    @Argument(help: "Show only this instance.", completion: .custom { KnownInstances.names($0) })
+    @Argument(
+        help: "Show only this instance.", completion: .custom { arguments, _, _ in KnownInstances.names(arguments) })
     var name: String?
 
     @Option(name: .long, help: "Show at most this many entries (the newest).")
@@ -239,8 +241,9 @@ struct HistoryCommand: AsyncParsableCommand {
             return
         }
         let runWidth = entries.map { String($0.runID).count }.max() ?? 1
-        let instanceWidth = entries.map { TextEscape.escape($0.instance).count }.max() ?? 8
-        let stepWidth = entries.map { "\($0.resource.rawValue) \($0.action.rawValue) (\($0.reason))".count }.max() ?? 10
+        let instanceWidth = max(8, entries.map { TextEscape.escape($0.instance).count }.max() ?? 8)
+        let stepWidth = max(
+            4, entries.map { "\($0.resource.rawValue) \($0.action.rawValue) (\($0.reason))".count }.max() ?? 4)
         terminal.out(
             terminal.paint(
                 "\(TextLine.column("STARTED", 20))  \(TextLine.column("RUN", runWidth + 4))  \(TextLine.column("INSTANCE", instanceWidth))  \(TextLine.column("STEP", stepWidth))  STATUS",
@@ -318,7 +321,8 @@ struct ProvisionersCommand: AsyncParsableCommand {
                 let options = reference.options.sorted { $0.key < $1.key }.map {
                     "\($0.key)=\(Sensitive.display($0.key, $0.value.text))"
                 }
-                terminal.out("  \(TextLine.column(kind.rawValue, 9)) \(reference.driver)  \(options.joined(separator: " "))")
+                terminal.out(
+                    "  \(TextLine.column(kind.rawValue, 9)) \(reference.driver)  \(options.joined(separator: " "))")
             }
             for (key, offering) in host.offerings.sorted(by: { $0.key < $1.key }) {
                 terminal.out("  offering \(key) (\(offering.name)): suggested \(offering.suggested)")

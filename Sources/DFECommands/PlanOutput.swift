@@ -88,7 +88,8 @@ struct PlanOutput {
     /// One line per finished step while applying (when stderr is not a live terminal).
     func stepLine(_ change: ResourceChange, duration: Duration, error: String?) -> TextLine {
         let sign = terminal.paint("\(change.action.symbol)", style(change.action))
-        let what: TextLine = "\(change.instance): \(change.resource.rawValue) \(change.action.rawValue) (\(change.reason))"
+        let what: TextLine =
+            "\(change.instance): \(change.resource.rawValue) \(change.action.rawValue) (\(change.reason))"
         if let error { return "  \(terminal.paint("✗", .red)) \(what) failed: \(error)" }
         return "  \(sign) \(what) " + terminal.paint("[\(DurationText.format(duration))]", .dim)
     }
@@ -194,7 +195,9 @@ final class ApplyProgress: Sendable {
                 terminal.out(renderer.stepLine(change, duration: duration, error: nil))
             }
             if live {
-                show(done: done, total: total, "\(change.instance): \(change.resource.rawValue) \(change.action.rawValue)")
+                show(
+                    done: done, total: total,
+                    "\(change.instance): \(change.resource.rawValue) \(change.action.rawValue)")
             }
         }
     }

@@ -35,7 +35,9 @@ struct ReconcileCommand: AsyncParsableCommand {
 
     @Option(
         name: .long,
-        help: "Log level for stderr logs: trace, debug, info, notice, warning, error, critical (default: critical; the output already reports every step and failure).")
+        help:
+            "Log level for stderr logs: trace, debug, info, notice, warning, error, critical (default: critical; the output already reports every step and failure)."
+    )
     var logLevel: LogLevel = .critical
 
     func validate() throws {
@@ -104,7 +106,8 @@ struct ReconcileCommand: AsyncParsableCommand {
                         terminal.out("  # \(instance.name) orphaned: its manifest is gone; --prune deletes it")
                     case .suspended where instance.held > 0:
                         terminal.out(
-                            "  = \(instance.name) held (suspended): \(instance.held) change\(instance.held == 1 ? "" : "s")")
+                            "  = \(instance.name) held (suspended): \(instance.held) change\(instance.held == 1 ? "" : "s")"
+                        )
                     default:
                         break
                     }
@@ -112,7 +115,8 @@ struct ReconcileCommand: AsyncParsableCommand {
             }
             // A failure already printed while it happened is not printed again.
             for error in report.errors where !dryRun && !progress.reported(error) {
-                terminal.err("error: \(error.instance)\(error.resource.map { "/\($0.rawValue)" } ?? ""): \(error.message)")
+                terminal.err(
+                    "error: \(error.instance)\(error.resource.map { "/\($0.rawValue)" } ?? ""): \(error.message)")
             }
             terminal.out(renderer.summaryLine(report))
         }
@@ -141,7 +145,9 @@ struct PlanCommand: AsyncParsableCommand {
 
     @Option(
         name: .long,
-        help: "Log level for stderr logs: trace, debug, info, notice, warning, error, critical (default: critical; the output already reports every step and failure).")
+        help:
+            "Log level for stderr logs: trace, debug, info, notice, warning, error, critical (default: critical; the output already reports every step and failure)."
+    )
     var logLevel: LogLevel = .critical
 
     func run() async throws {

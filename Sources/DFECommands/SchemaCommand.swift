@@ -75,7 +75,8 @@ struct SchemaCommand: AsyncParsableCommand {
                         "provisioner": string("The host in config/provisioners.yaml (default: its `default`)."),
                         "offerings": [
                             "type": "object",
-                            "description": "Offering choices of the host; a missing key takes the offering's suggested value.",
+                            "description":
+                                "Offering choices of the host; a missing key takes the offering's suggested value.",
                             "additionalProperties": ["type": ["string", "number"]],
                         ],
                         "state": string(
@@ -83,7 +84,8 @@ struct SchemaCommand: AsyncParsableCommand {
                         "storage": object(
                             "Storage settings.",
                             properties: [
-                                "quota": string("A size with Ki, Mi, Gi or Ti, e.g. 5Gi.", pattern: "^[1-9][0-9]*(Ki|Mi|Gi|Ti)?$"),
+                                "quota": string(
+                                    "A size with Ki, Mi, Gi or Ti, e.g. 5Gi.", pattern: "^[1-9][0-9]*(Ki|Mi|Gi|Ti)?$"),
                                 "deletionPolicy": policy,
                             ]),
                         "database": object("Database settings.", properties: ["deletionPolicy": policy]),
@@ -146,7 +148,8 @@ struct SchemaCommand: AsyncParsableCommand {
                     properties: ["forbidden": ["type": "array", "items": ["type": "string"]]]),
                 "parallelism": ["type": "integer", "minimum": 1, "maximum": 256],
                 "prune": ["type": "boolean"],
-                "backoff": object("Retry delays of failed instances.", properties: ["initial": duration, "max": duration]),
+                "backoff": object(
+                    "Retry delays of failed instances.", properties: ["initial": duration, "max": duration]),
                 "controller": object(
                     "The controller.",
                     properties: [

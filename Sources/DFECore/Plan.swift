@@ -326,10 +326,11 @@ public enum Planner {
         if instance.spec.suspend {
             // Nothing is observed or applied; what the manifest would change is counted as held.
             var plan = InstancePlan(name: instance.name, disposition: .suspended, unchanged: kinds.count)
-            plan.held = kinds.filter { kind in
-                guard let want = instance.resources[kind], let have = record?.resources[kind] else { return true }
-                return have.specHash != want.specHash || have.driver != want.driver || have.host != want.host
-            }.count
+            plan.held =
+                kinds.filter { kind in
+                    guard let want = instance.resources[kind], let have = record?.resources[kind] else { return true }
+                    return have.specHash != want.specHash || have.driver != want.driver || have.host != want.host
+                }.count
             return plan
         }
         var plan = InstancePlan(name: instance.name, disposition: .converge)

@@ -311,7 +311,8 @@ public final class StateStore: Sendable {
     public func historyCount(instance: String? = nil) async throws -> Int {
         try await pool.read { db in
             if let instance {
-                return try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM journal WHERE instance = ?", arguments: [instance])
+                return try Int.fetchOne(
+                    db, sql: "SELECT COUNT(*) FROM journal WHERE instance = ?", arguments: [instance])
                     ?? 0
             }
             return try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM journal") ?? 0
