@@ -55,7 +55,7 @@ enum KnownInstances {
         }
         let workspace = options.workspace()
         var names = Set<String>()
-        if let recorded = try? StateStore.snapshot(url: workspace.state, withFields: false) {
+        if let recorded = try? workspace.stateBackend().snapshot(withFields: false) {
             names.formUnion(recorded.keys)
         }
         if let inputs = try? Reconciler(workspace: workspace, registry: AllDrivers.registry()).loadInputs() {
@@ -77,6 +77,11 @@ struct StatusCommand: AsyncParsableCommand {
         help: "Show only this instance.", completion: .custom { arguments, _, _ in KnownInstances.names(arguments) })
     var name: String?
 
+    @Option(
+        name: [.customShort("l"), .long],
+        help: ArgumentHelp("Only instances with this label (repeatable; all must match).", valueName: "KEY=VALUE"))
+    var selector: [String] = []
+
     @Option(name: .long, help: "Output format: text or json.")
     var output: OutputFormat = .text
 
@@ -84,9 +89,15 @@ struct StatusCommand: AsyncParsableCommand {
         let workspace = workspace.workspace()
         let empty: [String: Any] = ["instances": [Any]()]
         if let message = FirstRun.problem(workspace) { throw fail(message, format: output, empty: empty) }
+        let labelSelector: LabelSelector
+        do {
+            labelSelector = try LabelSelector.parse(selector)
+        } catch {
+            throw fail(error.description, format: output, empty: empty)
+        }
         let recorded: [String: RecordedInstance]
         do {
-            recorded = try StateStore.snapshot(url: workspace.state, withFields: false)
+            recorded = try workspace.stateBackend().snapshot(withFields: false)
         } catch {
             throw fail("\(error)", format: output, empty: empty)
         }
@@ -106,6 +117,13 @@ struct StatusCommand: AsyncParsableCommand {
             }
         }
         var instances = StatusView.instances(recorded: recorded, desired: desired)
+        if !labelSelector.isEmpty {
+            instances = instances.filter { labelSelector.matches($0.labels) }
+            if instances.isEmpty {
+                throw fail(
+                    SelectionError.selectorMatchesNothing(labelSelector).description, format: output, empty: empty)
+            }
+        }
         if let name {
             instances = instances.filter { $0.name == name }
             if instances.isEmpty {
@@ -136,7 +154,7 @@ struct StatusCommand: AsyncParsableCommand {
             switch instance.phase {
             case "ready": painted = terminal.paint(phase, .green)
             case "failed": painted = terminal.paint(phase, .red)
-            case "orphaned", "suspended": painted = terminal.paint(phase, .yellow)
+            case "orphaned", "suspended", "drifted": painted = terminal.paint(phase, .yellow)
             default: painted = phase
             }
             let offerings = instance.offerings.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
@@ -193,34 +211,21 @@ struct HistoryCommand: AsyncParsableCommand {
         if let message = FirstRun.problem(workspace) { throw fail(message, format: output, empty: empty) }
         var entries: [JournalEntry] = []
         var total = 0
-        if FileManager.default.fileExists(atPath: workspace.state.path) {
-            do {
-                if let name {
-                    let recorded = try StateStore.snapshot(url: workspace.state, withFields: false)
-                    let store = try StateStore(url: workspace.state)
-                    defer { store.close() }
-                    total = try await store.historyCount(instance: name)
-                    if recorded[name] == nil && total == 0 && !Self.inManifests(name, workspace) {
-                        throw fail(
-                            "unknown instance '\(name)': not in the state, its journal or the manifests; `dfe status` lists them",
-                            format: output, empty: empty)
-                    }
-                    entries = try await store.history(instance: name, limit: limit)
-                } else {
-                    let store = try StateStore(url: workspace.state)
-                    defer { store.close() }
-                    total = try await store.historyCount()
-                    entries = try await store.history(limit: limit)
-                }
-            } catch let code as ExitCode {
-                throw code
-            } catch {
-                throw fail("\(error)", format: output, empty: empty)
+        do {
+            let backend = try workspace.stateBackend()
+            total = try backend.historyCount(instance: name)
+            if let name, total == 0, try backend.snapshot(withFields: false)[name] == nil,
+                !Self.inManifests(name, workspace)
+            {
+                throw fail(
+                    "unknown instance '\(name)': not in the state, its journal or the manifests; `dfe status` lists them",
+                    format: output, empty: empty)
             }
-        } else if let name, !Self.inManifests(name, workspace) {
-            throw fail(
-                "unknown instance '\(name)': not in the manifests and nothing was applied yet", format: output,
-                empty: empty)
+            entries = try backend.history(instance: name, limit: limit)
+        } catch let code as ExitCode {
+            throw code
+        } catch {
+            throw fail("\(error)", format: output, empty: empty)
         }
         let formatter = ISO8601DateFormatter()
         if output == .json {
@@ -346,12 +351,13 @@ struct UnlockCommand: AsyncParsableCommand {
 
     func run() async throws {
         let workspace = workspace.workspace()
-        guard FileManager.default.fileExists(atPath: workspace.state.path) else {
-            Terminal.shared.out("No state at \(workspace.state.path); nothing to unlock.")
-            return
-        }
         do {
-            let store = try StateStore(url: workspace.state)
+            let backend = try workspace.stateBackend()
+            guard try backend.exists() else {
+                Terminal.shared.out("No state at \(backend.displayName); nothing to unlock.")
+                return
+            }
+            let store = try backend.open()
             defer { store.close() }
             guard force else {
                 let holder = try await store.leaseHolder()

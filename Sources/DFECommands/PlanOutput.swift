@@ -47,7 +47,7 @@ struct PlanOutput {
             case .converge, .prune:
                 break
             }
-            guard instance.hasChanges || !instance.failures.isEmpty else { continue }
+            guard instance.hasChanges || !instance.failures.isEmpty || !instance.drift.isEmpty else { continue }
             let note: TextLine = instance.disposition == .prune ? " (manifest removed: pruning)" : ""
             lines.append(terminal.paint("  # \(instance.name)", .bold) + note)
             for change in instance.changes {
@@ -61,6 +61,7 @@ struct PlanOutput {
                         "      \(field.field): \(quoted(field.field, field.old)) → \(quoted(field.field, field.new))")
                 }
             }
+            for drift in instance.drift { lines.append("  " + driftLine(drift)) }
             for (kind, message) in instance.failures.sorted(by: { $0.key < $1.key }) {
                 lines.append("  \(terminal.paint("✗", .red)) \(TextLine.column(kind.rawValue, 9)) \(message)")
             }
@@ -69,20 +70,34 @@ struct PlanOutput {
         return lines
     }
 
+    /// `? RESOURCE drift (report only): DETAIL`.
+    func driftLine(_ drift: DriftReport) -> TextLine {
+        "\(terminal.paint("?", .cyan)) \(drift.resource.rawValue) drift (report only): \(drift.detail)"
+    }
+
+    /// After an apply: each instance's reported drift, under its name.
+    func driftLines(_ report: ReconcileReport) -> [TextLine] {
+        report.plan.instances.filter { !$0.drift.isEmpty }.flatMap { instance in
+            ["  # \(instance.name) drifted (driftPolicy: Report; not repaired)"]
+                + instance.drift.map { "  " + driftLine($0) }
+        }
+    }
+
     /// `Plan: 3 to create, ...`, `No changes. ...` or `Apply complete: ...`, from ``ReconcileReport/counts``.
     func summaryLine(_ report: ReconcileReport) -> TextLine {
         let s = report.counts
         let held: TextLine = s.held > 0 ? ", \(s.held) held (suspended)" : ""
+        let drifted: TextLine = s.drifted > 0 ? ", \(s.drifted) drifted (report only)" : ""
         if report.dryRun {
             if !s.hasPendingChanges && s.failed == 0 {
-                return "No changes. \(s.unchanged) resources up to date, \(s.orphaned) orphaned\(held)."
+                return "No changes. \(s.unchanged) resources up to date, \(s.orphaned) orphaned\(held)\(drifted)."
             }
             return
-                "Plan: \(s.create) to create, \(s.update) to update, \(s.delete) to delete, \(s.retain) to retain; \(s.unchanged) unchanged, \(s.orphaned) orphaned\(held), \(s.failed) failed."
+                "Plan: \(s.create) to create, \(s.update) to update, \(s.delete) to delete, \(s.retain) to retain; \(s.unchanged) unchanged, \(s.orphaned) orphaned\(held), \(s.failed) failed\(drifted)."
         }
         let failed = report.errors.isEmpty ? "" : terminal.paint(", \(s.failed) failed", .red)
         return
-            "Apply \(report.errors.isEmpty ? "complete" : "finished with errors"): \(s.create) created, \(s.update) updated, \(s.delete) deleted, \(s.retain) retained; \(s.unchanged) unchanged, \(s.orphaned) orphaned\(held)\(failed)."
+            "Apply \(report.errors.isEmpty ? "complete" : "finished with errors"): \(s.create) created, \(s.update) updated, \(s.delete) deleted, \(s.retain) retained; \(s.unchanged) unchanged, \(s.orphaned) orphaned\(held)\(drifted)\(failed)\(report.stale.isEmpty ? "" : ", \(report.stale.count) stale")."
     }
 
     /// One line per finished step while applying (when stderr is not a live terminal).
@@ -113,11 +128,17 @@ struct PlanOutput {
             }
             return object
         }
+        let drift: [[String: Any]] = report.plan.drift.map {
+            ["instance": $0.instance, "resource": $0.resource.rawValue, "detail": $0.detail]
+        }
         var object: [String: Any] = [
             "dryRun": report.dryRun, "summary": summaryObject(report.counts), "changes": changes,
             "errors": report.errors.map(JSONError.object), "revision": report.revision ?? NSNull(),
-            "held": report.held,
+            "held": report.held, "drift": drift, "stale": report.stale.map(\.name),
         ]
+        if !report.stale.isEmpty {
+            object["staleReasons"] = Dictionary(uniqueKeysWithValues: report.stale.map { ($0.name, $0.reason) })
+        }
         if !report.warnings.isEmpty { object["warnings"] = report.warnings }
         return object
     }

@@ -142,6 +142,13 @@ final class Terminal: Sendable {
         lock.withLock { _ in FileHandle.standardError.write(Data(text.utf8)) }
     }
 
+    /// A multi-line document (markdown) on stdout: its line breaks are kept, every other control character is
+    /// escaped line by line.
+    func outDocument(_ text: String) {
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map { TextEscape.escape(String($0)) }
+        lock.withLock { _ in FileHandle.standardOutput.write(Data((lines.joined(separator: "\n") + "\n").utf8)) }
+    }
+
     func write(_ data: Data) {
         lock.withLock { _ in FileHandle.standardOutput.write(data) }
     }
@@ -211,6 +218,7 @@ func summaryObject(_ summary: PlanSummary) -> [String: Int] {
         "create": summary.create, "update": summary.update, "delete": summary.delete, "retain": summary.retain,
         "unchanged": summary.unchanged, "orphaned": summary.orphaned, "failed": summary.failed,
         "held": summary.held,
+        "drifted": summary.drifted,
     ]
 }
 

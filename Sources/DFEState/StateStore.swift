@@ -4,7 +4,7 @@ import GRDB
 import Synchronization
 
 /// The observed state: one SQLite file in WAL mode holding instances, resources, runs, the journal and the lease.
-public final class StateStore: Sendable {
+public final class StateStore: StateStoring {
     public let url: URL
     /// One connection (WAL mode): closing it as the last connection checkpoints and removes `-wal`/`-shm`.
     private let pool: DatabaseQueue
@@ -81,6 +81,28 @@ public final class StateStore: Sendable {
     public static func appliedFields(url: URL, keys: [ResourceKey]) throws(StateError) -> [ResourceKey: FieldSet] {
         guard !keys.isEmpty else { return [:] }
         return try read(url: url) { db in try fields(db, keys: keys) } ?? [:]
+    }
+
+    /// The journal, newest last, read like `snapshot` (nothing written); empty when there is no state yet.
+    public static func history(url: URL, instance: String?, limit: Int) throws(StateError) -> [JournalEntry] {
+        try read(url: url) { db -> [JournalEntry] in
+            guard try db.tableExists("journal") else { return [] }
+            if let instance { return try journal(db, where: "instance = ?", arguments: [instance], limit: limit) }
+            return try journal(db, where: "1", arguments: [], limit: limit)
+        } ?? []
+    }
+
+    /// How many journal entries there are (optionally for one instance), read like `snapshot` (nothing written).
+    public static func historyCount(url: URL, instance: String?) throws(StateError) -> Int {
+        try read(url: url) { db -> Int in
+            guard try db.tableExists("journal") else { return 0 }
+            if let instance {
+                return try Int.fetchOne(
+                    db, sql: "SELECT COUNT(*) FROM journal WHERE instance = ?", arguments: [instance])
+                    ?? 0
+            }
+            return try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM journal") ?? 0
+        } ?? 0
     }
 
     /// The applied fields of some resources.
@@ -253,12 +275,7 @@ public final class StateStore: Sendable {
     }
 
     /// What a successful step leaves in the state.
-    public enum Outcome: Sendable {
-        /// The resource now exists as recorded.
-        case recorded(RecordedResource)
-        /// The resource row is removed (deleted or retained-and-forgotten).
-        case forgotten(ResourceKind)
-    }
+    public typealias Outcome = StateOutcome
 
     /// Journals a step's success and records its result in the same transaction.
     public func recordSuccess(_ journalID: Int64, instance: String, outcome: Outcome, at now: Date) async throws {
@@ -304,18 +321,6 @@ public final class StateStore: Sendable {
                 return try Self.journal(db, where: "instance = ?", arguments: [instance], limit: limit)
             }
             return try Self.journal(db, where: "1", arguments: [], limit: limit)
-        }
-    }
-
-    /// How many journal entries there are, optionally for one instance (history says when it shows fewer).
-    public func historyCount(instance: String? = nil) async throws -> Int {
-        try await pool.read { db in
-            if let instance {
-                return try Int.fetchOne(
-                    db, sql: "SELECT COUNT(*) FROM journal WHERE instance = ?", arguments: [instance])
-                    ?? 0
-            }
-            return try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM journal") ?? 0
         }
     }
 
