@@ -140,15 +140,11 @@ struct HistoryCommand: AsyncParsableCommand {
 
     func run() async throws {
         let workspace = workspace.workspace()
-        var entries: [JournalEntry] = []
-        if FileManager.default.fileExists(atPath: workspace.state.path) {
-            do {
-                let store = try StateStore(url: workspace.state)
-                defer { store.close() }
-                entries = try await store.history(instance: name, limit: limit)
-            } catch {
-                throw CommandFailure("\(error)")
-            }
+        let entries: [JournalEntry]
+        do {
+            entries = try StateStore.history(url: workspace.state, instance: name, limit: limit)
+        } catch {
+            throw CommandFailure("\(error)")
         }
         let formatter = ISO8601DateFormatter()
         if output == .json {
@@ -250,8 +246,11 @@ struct UnlockCommand: AsyncParsableCommand {
 
     @OptionGroup var workspace: WorkspaceOptions
 
-    @Flag(name: .long, help: "Really clear the lease, even if its holder may still run.")
+    @Flag(name: .long, help: "Really clear the lease (refused while it was renewed in the last 15 s).")
     var force = false
+
+    @Flag(name: .long, help: "Run even when this user does not own the state.")
+    var allowOtherUser = false
 
     func run() async throws {
         let workspace = workspace.workspace()
@@ -260,6 +259,7 @@ struct UnlockCommand: AsyncParsableCommand {
             return
         }
         do {
+            if !allowOtherUser { try StateOwnership.check(workspace.state, root: workspace.root) }
             let store = try StateStore(url: workspace.state)
             defer { store.close() }
             guard force else {
@@ -268,7 +268,7 @@ struct UnlockCommand: AsyncParsableCommand {
                     "refusing to unlock without --force"
                         + (holder.map { "; the lease is held by \($0)" } ?? "; no lease is held"))
             }
-            if let holder = try await store.forceUnlock() {
+            if let holder = try await store.forceUnlock(LeaseIdentity.current(), at: Date()) {
                 Terminal.shared.out("Cleared the lease held by \(holder).")
             } else {
                 Terminal.shared.out("No lease was held.")

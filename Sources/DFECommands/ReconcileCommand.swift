@@ -30,6 +30,9 @@ struct ReconcileCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Wait for the state lease instead of failing when another run holds it.")
     var wait = false
 
+    @Flag(name: .long, help: "Apply even when this user does not own the state.")
+    var allowOtherUser = false
+
     @Option(name: .long, help: "Output format: text or json.")
     var output: OutputFormat = .text
 
@@ -46,14 +49,14 @@ struct ReconcileCommand: AsyncParsableCommand {
         LogSetup.bootstrap(level: logLevel.level, format: .logfmt)
         let code = await Self.execute(
             workspace: workspace.workspace(), dryRun: dryRun, prune: prune ? true : nil, only: only,
-            parallelism: parallelism, wait: wait, output: output)
+            parallelism: parallelism, wait: wait, allowOtherUser: allowOtherUser, output: output)
         if code != .success { throw code }
     }
 
     /// Runs a reconcile and prints it; returns the exit code.
     static func execute(
         workspace: Workspace, dryRun: Bool, prune: Bool?, only: [String], parallelism: Int?, wait: Bool,
-        output: OutputFormat
+        allowOtherUser: Bool = false, output: OutputFormat
     ) async -> ExitCode {
         let terminal = Terminal.shared
         let renderer = PlanOutput(terminal: terminal)
@@ -61,6 +64,7 @@ struct ReconcileCommand: AsyncParsableCommand {
         var options = ReconcileOptions(
             dryRun: dryRun, prune: prune, only: only.isEmpty ? nil : Set(only), parallelism: parallelism, wait: wait)
         options.revision = GitRevision.of(workspace.manifests)
+        options.allowOtherUser = allowOtherUser
         var observer: ReconcileObserver?
         if output == .text && !dryRun {
             observer = { event in
