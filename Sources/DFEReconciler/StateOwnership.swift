@@ -9,7 +9,8 @@ public import Foundation
 public enum StateOwnership {
     /// Throws `.otherUser` when this process's effective user does not own the state.
     public static func check(_ state: URL, root: URL) throws(StateError) {
-        guard let owner = owner(of: state) else { return }
+        // A server-side state (postgres://) has no file owner; its roles decide who may write.
+        guard state.isFileURL, let owner = owner(of: state) else { return }
         let current = geteuid()
         guard owner != current else { return }
         throw StateError.otherUser(current: userName(current), owner: userName(owner), path: state.path)

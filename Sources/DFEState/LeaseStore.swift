@@ -16,7 +16,7 @@ extension StateStore {
     /// Throws `.leaseHeld` naming the holder unless its lease expired, or it is this very process, or
     /// `me.provesGone(holder)` (same boot and PID namespace, and that PID is dead or has another start time).
     @discardableResult
-    public func acquireLease(_ me: LeaseIdentity, ttl: Duration, at now: Date, probe: ProcessProbe = .live)
+    public func acquireLease(_ me: LeaseIdentity, ttl: Duration, at now: Date, probe: ProcessProbe)
         async throws -> Int64
     {
         let epoch = try await pool.writeWithoutTransaction { db -> Int64 in
@@ -109,7 +109,7 @@ extension StateStore {
     /// Clears a lease that has not been renewed for `unlockIdle` (`dfe unlock --force`); returns the former holder.
     ///
     /// Throws `.leaseLive` for a lease renewed more recently, unless `me.provesGone(holder)`.
-    public func forceUnlock(_ me: LeaseIdentity, at now: Date, probe: ProcessProbe = .live) async throws
+    public func forceUnlock(_ me: LeaseIdentity, at now: Date, probe: ProcessProbe) async throws
         -> LeaseHolder?
     {
         try await pool.writeWithoutTransaction { db -> LeaseHolder? in

@@ -4,7 +4,7 @@ import GRDB
 import Synchronization
 
 /// The observed state: one SQLite file in WAL mode holding instances, resources, runs, the journal and the lease.
-public final class StateStore: Sendable {
+public final class StateStore: StateStoring {
     public let url: URL
     /// One connection (WAL mode): closing it as the last connection checkpoints and removes `-wal`/`-shm`.
     let pool: DatabaseQueue
@@ -232,12 +232,7 @@ public final class StateStore: Sendable {
     }
 
     /// What a successful step leaves in the state.
-    public enum Outcome: Sendable {
-        /// The resource now exists as recorded.
-        case recorded(RecordedResource)
-        /// The resource row is removed (deleted or retained-and-forgotten).
-        case forgotten(ResourceKind)
-    }
+    public typealias Outcome = StateOutcome
 
     /// Journals a step's success and records its result in the same transaction.
     public func recordSuccess(_ journalID: Int64, instance: String, outcome: Outcome, at now: Date) async throws {
