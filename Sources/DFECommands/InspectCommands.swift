@@ -46,11 +46,22 @@ struct StatusCommand: AsyncParsableCommand {
     @Argument(help: "Show only this instance.")
     var name: String?
 
+    @Option(
+        name: [.customShort("l"), .long],
+        help: ArgumentHelp("Only instances with this label (repeatable; all must match).", valueName: "KEY=VALUE"))
+    var selector: [String] = []
+
     @Option(name: .long, help: "Output format: text or json.")
     var output: OutputFormat = .text
 
     func run() async throws {
         let workspace = workspace.workspace()
+        let labelSelector: LabelSelector
+        do {
+            labelSelector = try LabelSelector.parse(selector)
+        } catch {
+            throw CommandFailure(error.description)
+        }
         let recorded: [String: RecordedInstance]
         do {
             recorded = try workspace.stateBackend().snapshot(withFields: false)
@@ -64,6 +75,12 @@ struct StatusCommand: AsyncParsableCommand {
                 "warning: the manifests are invalid (see `dfe validate`); phases are shown as last recorded")
         }
         var instances = StatusView.instances(recorded: recorded, desired: desired)
+        if !labelSelector.isEmpty {
+            instances = instances.filter { labelSelector.matches($0.labels) }
+            if instances.isEmpty {
+                throw CommandFailure(SelectionError.selectorMatchesNothing(labelSelector).description)
+            }
+        }
         if let name {
             instances = instances.filter { $0.name == name }
             if instances.isEmpty {
@@ -95,7 +112,7 @@ struct StatusCommand: AsyncParsableCommand {
             switch instance.phase {
             case "ready": painted = terminal.paint(phase, .green)
             case "failed": painted = terminal.paint(phase, .red)
-            case "orphaned", "suspended": painted = terminal.paint(phase, .yellow)
+            case "orphaned", "suspended", "drifted": painted = terminal.paint(phase, .yellow)
             default: painted = phase
             }
             terminal.out(

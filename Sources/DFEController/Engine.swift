@@ -150,6 +150,7 @@ actor Engine {
         var options = ReconcileOptions(
             prune: prune, only: work.full ? nil : work.names, parallelism: parallelism, wait: true,
             honourBackoff: true, revision: revision)
+        options.onlyMustExist = false
         // On SIGTERM/SIGINT: finish the instances in flight, start no others (the next start picks them up).
         options.shouldStop = { Task.isShuttingDownGracefully }
         let scope = work.full ? "all" : work.names.sorted().joined(separator: ",")

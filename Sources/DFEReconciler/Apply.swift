@@ -19,6 +19,19 @@ extension Reconciler {
     ) async throws -> ReconcileReport {
         let holder = "\(getpid())@\(Lease.hostName())"
         var warnings: [String] = []
+        // Planned and checked before anything is written: a refused prune or selection changes nothing.
+        var recorded = try await store.instances(withFields: false)
+        var (plan, desired, planWarnings) = try await self.plan(inputs: inputs, recorded: recorded, options: options)
+        var stale: [StaleInstance] = []
+        if let binding = options.binding {
+            (plan, stale) = Self.bind(plan, to: binding, desired: desired, recorded: recorded)
+        }
+        if let refusal = PruneGuard.check(
+            plan, manifests: inputs.desired.count, maxPrune: inputs.config.settings.maxPrune,
+            pruneAll: options.pruneAll)
+        {
+            throw ReconcileError.pruneRefused(refusal)
+        }
         let interrupted = try await store.recoverInterrupted(at: clock.now())
         if !interrupted.isEmpty {
             let steps = interrupted.map { "\($0.instance)/\($0.resource.rawValue) \($0.action.rawValue)" }
@@ -29,8 +42,6 @@ extension Reconciler {
             logger.warning("recovering interrupted steps", metadata: ["count": "\(interrupted.count)"])
         }
         let runID = try await store.beginRun(holder: holder, revision: options.revision, at: clock.now())
-        var recorded = try await store.instances(withFields: false)
-        var (plan, desired, planWarnings) = await self.plan(inputs: inputs, recorded: recorded, options: options)
         // Applied fields are read only for the resources that need them: changed updates and prunes.
         let applied = try await store.appliedFields(keys: Planner.resourcesNeedingFields(plan))
         Planner.completeFieldChanges(&plan, desired: desired, recorded: recorded, applied: applied)
@@ -50,6 +61,7 @@ extension Reconciler {
         }
         try await store.saveInstances(outcomes.compactMap(\.bookkeeping), at: clock.now())
         var report = ReconcileReport(dryRun: false, plan: plan, warnings: warnings, revision: options.revision)
+        report.stale = stale
         report.applied = outcomes.flatMap(\.applied)
         report.errors = outcomes.compactMap(\.error)
         let summary = report.summary
@@ -58,6 +70,31 @@ extension Reconciler {
         try await store.finishRun(
             runID, status: report.errors.isEmpty ? "succeeded" : "failed", summary: summaryText, at: clock.now())
         return report
+    }
+
+    /// Keeps the instances whose fresh plan is exactly the saved binding; the others are stale and left out.
+    static func bind(
+        _ plan: Plan, to binding: [String: InstanceBinding], desired: [String: DesiredInstance],
+        recorded: [String: RecordedInstance]
+    ) -> (Plan, [StaleInstance]) {
+        var kept = plan
+        kept.instances = []
+        var stale: [StaleInstance] = []
+        var planned = Set<String>()
+        for instance in plan.instances {
+            planned.insert(instance.name)
+            guard let saved = binding[instance.name] else { continue }
+            let current = InstanceBinding(instance, desired: desired[instance.name], recorded: recorded[instance.name])
+            if let why = saved.mismatch(current) {
+                stale.append(StaleInstance(name: instance.name, reason: why))
+            } else {
+                kept.instances.append(instance)
+            }
+        }
+        for name in binding.keys where !planned.contains(name) {
+            stale.append(StaleInstance(name: name, reason: "no longer in the manifests or the state"))
+        }
+        return (kept, stale.sorted { $0.name < $1.name })
     }
 
     /// Applies one instance's changes in dependency order; a failure stops this instance only.
@@ -93,8 +130,9 @@ extension Reconciler {
             return failed(
                 &row, record: record, desired: desired, backoff: backoff, now: now, kind: kind, message: message)
         }
+        let settled: Phase = plan.drift.isEmpty ? .ready : .drifted
         guard plan.hasChanges else {
-            row.phase = .ready
+            row.phase = settled
             row.lastError = nil
             row.attempts = 0
             row.nextAttemptAt = nil
@@ -146,7 +184,7 @@ extension Reconciler {
                 return failedOutcome
             }
         }
-        row.phase = .ready
+        row.phase = settled
         row.lastError = nil
         row.attempts = 0
         row.nextAttemptAt = nil
