@@ -100,7 +100,9 @@ let package = Package(
             name: "DFEManifestTests", dependencies: ["DFEManifest", "DFECore", "DFETestSupport"], swiftSettings: strict),
         .testTarget(
             name: "DFEStateTests",
-            dependencies: ["DFEState", "DFEStatePostgres", "DFEPostgres", "DFECore", "DFETestSupport"],
+            dependencies: [
+                "DFEState", "DFEStatePostgres", "DFEPostgres", "DFEReconciler", "DFECore", "DFETestSupport",
+            ],
             swiftSettings: strict),
         .testTarget(
             name: "DFEDriversTests", dependencies: ["DFEDrivers", "DFEProvision", "DFECore", "DFETestSupport"],

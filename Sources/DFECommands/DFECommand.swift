@@ -13,7 +13,7 @@ struct DFECommand: AsyncParsableCommand {
         version: "0.1.0",
         subcommands: [
             ValidateCommand.self, ReconcileCommand.self, PlanCommand.self, StatusCommand.self, HistoryCommand.self,
-            ProvisionersCommand.self, UnlockCommand.self, ControllerCommand.self,
+            ProvisionersCommand.self, UnlockCommand.self, ControllerCommand.self, StateCommand.self,
         ])
 }
 

@@ -44,12 +44,12 @@ struct WorkspaceOptions: ParsableArguments {
             root: root,
             manifests: resolve(manifests ?? environment["DFE_MANIFESTS"], against: cwd),
             config: resolve(config ?? environment["DFE_CONFIG"], against: cwd),
-            state: stateLocation(state ?? environment["DFE_STATE"], against: cwd),
+            state: Self.stateLocation(state ?? environment["DFE_STATE"], against: cwd),
             stateSchema: stateSchema ?? environment["DFE_STATE_SCHEMA"])
     }
 
     /// A `postgres://` (or `postgresql://`) URL as given, else a file path resolved against `base`.
-    func stateLocation(_ text: String?, against base: URL) -> URL? {
+    static func stateLocation(_ text: String?, against base: URL) -> URL? {
         PostgresStateBackend.register()
         guard let text, !text.isEmpty else { return nil }
         let lowered = text.lowercased()

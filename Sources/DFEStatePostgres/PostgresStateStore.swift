@@ -263,6 +263,56 @@ public final class PostgresStateStore: StateStoring {
         }
     }
 
+    public func exportTables() async throws -> [StateTable] {
+        let schema = location.schema
+        return try await read { c, s in
+            let names = try c.query(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = $1 AND table_type = 'BASE TABLE'",
+                [schema]
+            ).compactMap { $0.first ?? nil }
+            return try StateTable.ordered(names.filter { !StateTable.notCopied.contains($0) }).map { name in
+                let columns = try c.query(
+                    """
+                    SELECT column_name FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2
+                    ORDER BY ordinal_position
+                    """, [schema, name]
+                ).compactMap { $0.first ?? nil }
+                let list = columns.map(PostgresSchema.quoted).joined(separator: ", ")
+                let rows = try c.query("SELECT \(list) FROM \(s).\(PostgresSchema.quoted(name))")
+                return StateTable(name: name, columns: columns, rows: rows)
+            }
+        }
+    }
+
+    public func importTables(_ tables: [StateTable]) async throws {
+        let schema = location.schema
+        try await write { c, s in
+            for table in tables.reversed() { try c.query("DELETE FROM \(s).\(PostgresSchema.quoted(table.name))") }
+            for table in tables {
+                let target = "\(s).\(PostgresSchema.quoted(table.name))"
+                let names = table.columns.map(PostgresSchema.quoted).joined(separator: ", ")
+                let marks = (1...max(1, table.columns.count)).map { "$\($0)" }.joined(separator: ", ")
+                for row in table.rows {
+                    try c.queryNullable("INSERT INTO \(target) (\(names)) VALUES (\(marks))", row)
+                }
+                // Identity columns continue after the copied ids.
+                let identities = try c.query(
+                    """
+                    SELECT column_name FROM information_schema.columns
+                    WHERE table_schema = $1 AND table_name = $2 AND is_identity = 'YES'
+                    """, [schema, table.name]
+                ).compactMap { $0.first ?? nil }
+                for column in identities {
+                    try c.query(
+                        """
+                        SELECT setval(pg_get_serial_sequence($1, $2), COALESCE((SELECT max(\(PostgresSchema.quoted(column)))
+                            FROM \(target)), 0) + 1, false)
+                        """, [target, column])
+                }
+            }
+        }
+    }
+
     /// The connection is the process's, shared with other stores of the same server: nothing to close.
     public func close() {}
 
