@@ -119,7 +119,10 @@ let package = Package(
         ),
         .testTarget(
             name: "DFEControllerTests",
-            dependencies: ["DFEController", "DFEReconciler", "DFECore", "DFEDrivers", "DFETestSupport", "dfe"],
+            dependencies: [
+                "DFEController", "DFEReconciler", "DFECore", "DFEDrivers", "DFEState", "DFEStatePostgres",
+                "DFETestSupport", "dfe",
+            ],
             swiftSettings: strict
         ),
         .testTarget(

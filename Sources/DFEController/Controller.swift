@@ -156,7 +156,7 @@ public struct Controller: Sendable {
             .init(
                 service: ReconcileService(
                     engine: engine, queue: queue, interval: interval, clock: options.clock, logger: logger,
-                    loadAtStart: options.git == nil)),
+                    loadAtStart: options.git == nil))
         ]
         var watched = [FileWatcher.Root(url: workspace.config, isConfig: true)]
         if let git = options.git {
