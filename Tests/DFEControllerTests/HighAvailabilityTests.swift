@@ -54,7 +54,9 @@ struct HighAvailabilityTests {
         let names = (0..<300).map { String(format: "ha-%03d", $0) }
         for name in names { try workspace.addInstance(name) }
         let controllers = try Self.start(workspace, state)
-        defer { controllers.forEach { $0.kill() } }
+        defer {
+            for controller in controllers { controller.kill() }
+        }
 
         // Exactly one leads; the others stand by naming it.
         let one = await eventually { await Self.leaders(controllers).count == 1 }
@@ -116,7 +118,9 @@ struct HighAvailabilityTests {
         defer { workspace.delete() }
         try workspace.addInstance("steady")
         let controllers = try Self.start(workspace, state)
-        defer { controllers.forEach { $0.kill() } }
+        defer {
+            for controller in controllers { controller.kill() }
+        }
         let settled = await eventually {
             let leaders = await Self.leaders(controllers)
             guard leaders.count == 1, let leader = leaders.first else { return false }
