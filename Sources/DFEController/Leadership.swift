@@ -20,16 +20,7 @@ struct LeaderElection: Service {
     var renewal: Duration = .seconds(2)
     var poll: Duration = .milliseconds(500)
 
-    let pid = getpid()
-    let host = LeaderElection.hostName()
-
-    static func hostName() -> String {
-        var buffer = [CChar](repeating: 0, count: 256)
-        guard gethostname(&buffer, buffer.count - 1) == 0 else { return "localhost" }
-        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }
-
-    static func isAlive(_ pid: Int32) -> Bool { kill(pid, 0) == 0 || errno == EPERM }
+    let me = LeaseIdentity.current()
 
     func run() async {
         state.update { $0.standby = .init(leader: nil) }
@@ -40,12 +31,11 @@ struct LeaderElection: Service {
                 let current = try store ?? workspace.stateBackend().open()
                 store = current
                 if leading {
-                    try await current.renewLease(pid: pid, host: host, ttl: ttl, at: clock.now())
+                    try await current.renewLease(ttl: ttl, at: clock.now())
                 } else {
-                    try await current.acquireLease(
-                        pid: pid, host: host, ttl: ttl, at: clock.now(), isAlive: Self.isAlive)
+                    try await current.acquireLease(me, ttl: ttl, at: clock.now())
                     leading = true
-                    logger.notice("leading: holding the state lease", metadata: ["holder": "\(pid)@\(host)"])
+                    logger.notice("leading: holding the state lease", metadata: ["holder": "\(me)"])
                     state.update { $0.standby = nil }
                     await engine.lead(current)
                 }
@@ -71,8 +61,8 @@ struct LeaderElection: Service {
         }
         await engine.standBy()
         if leading, let store {
-            try? store.releaseLease(pid: pid, host: host)
-            logger.notice("released the state lease", metadata: ["holder": "\(pid)@\(host)"])
+            try? store.releaseLease()
+            logger.notice("released the state lease", metadata: ["holder": "\(me)"])
         }
         store?.close()
     }

@@ -97,13 +97,18 @@ enum PostgresReads {
             finishedAt: row[9].flatMap(Double.init).map { Date(timeIntervalSince1970: $0) })
     }
 
-    static let leaseColumns = "pid, host, acquired_at, expires_at, epoch"
+    static let leaseColumns =
+        "pid, host, boot_id, pid_namespace, start_time, epoch, acquired_at, renewed_at, expires_at"
 
     static func holder(_ row: [String?]) -> LeaseHolder {
-        LeaseHolder(
-            pid: Int32(row[0] ?? "") ?? 0, host: row[1] ?? "",
-            acquiredAt: Date(timeIntervalSince1970: Double(row[2] ?? "") ?? 0),
-            expiresAt: Date(timeIntervalSince1970: Double(row[3] ?? "") ?? 0))
+        let identity = LeaseIdentity(
+            pid: Int32(row[0] ?? "") ?? 0, host: row[1] ?? "", bootID: row[2] ?? "", pidNamespace: row[3] ?? "",
+            startTime: row[4] ?? "")
+        let acquired = Double(row[6] ?? "") ?? 0
+        return LeaseHolder(
+            identity: identity, epoch: Int64(row[5] ?? "") ?? 0, acquiredAt: Date(timeIntervalSince1970: acquired),
+            renewedAt: Date(timeIntervalSince1970: Double(row[7] ?? "") ?? acquired),
+            expiresAt: Date(timeIntervalSince1970: Double(row[8] ?? "") ?? 0))
     }
 
     /// Whether the schema holds a state, and refuses one written by a newer dfe.

@@ -172,9 +172,10 @@ public final class PostgresStateStore: StateStoring {
 
     // MARK: Lease
 
-    public func acquireLease(
-        pid: Int32, host: String, ttl: Duration, at now: Date, isAlive: @escaping @Sendable (Int32) -> Bool
-    ) async throws {
+    @discardableResult
+    public func acquireLease(_ me: LeaseIdentity, ttl: Duration, at now: Date, probe: ProcessProbe) async throws
+        -> Int64
+    {
         let s = self.s
         let epoch = try await offloaded { [session] in
             try session.transaction { c -> Int64 in
@@ -182,46 +183,48 @@ public final class PostgresStateStore: StateStoring {
                 try c.query("SELECT epoch FROM \(s).lease_epoch WHERE id = 1 FOR UPDATE")
                 if let row = try c.query("SELECT \(PostgresReads.leaseColumns) FROM \(s).lease WHERE id = 1").first {
                     let holder = PostgresReads.holder(row)
-                    let mine = holder.pid == pid && holder.host == host
+                    let mine = holder.identity == me
                     let expired = holder.expiresAt <= now
-                    let deadHere = holder.host == host && !isAlive(holder.pid)
-                    if !mine && !expired && !deadHere { throw StateError.leaseHeld(holder) }
+                    if !mine && !expired && !me.provesGone(holder.identity, probe: probe) {
+                        throw StateError.leaseHeld(holder)
+                    }
                 }
                 let next = try c.query("UPDATE \(s).lease_epoch SET epoch = epoch + 1 WHERE id = 1 RETURNING epoch")
                 let epoch = Int64(next.first?.first.flatMap { $0 } ?? "") ?? 0
                 let time = PostgresReads.text(now.timeIntervalSince1970)
                 try c.query(
                     """
-                    INSERT INTO \(s).lease (id, holder, pid, host, acquired_at, expires_at, epoch, renewed_at)
-                    VALUES (1, $1, $2, $3, $4, $5, $6, $4)
+                    INSERT INTO \(s).lease (id, holder, pid, host, boot_id, pid_namespace, start_time, epoch,
+                        acquired_at, renewed_at, expires_at)
+                    VALUES (1, $1, $2, $3, $4, $5, $6, $7, $8, $8, $9)
                     ON CONFLICT (id) DO UPDATE SET holder = excluded.holder, pid = excluded.pid, host = excluded.host,
-                        acquired_at = excluded.acquired_at, expires_at = excluded.expires_at, epoch = excluded.epoch,
-                        renewed_at = excluded.renewed_at, boot_id = '', pid_namespace = '', start_time = ''
+                        boot_id = excluded.boot_id, pid_namespace = excluded.pid_namespace,
+                        start_time = excluded.start_time, epoch = excluded.epoch, acquired_at = excluded.acquired_at,
+                        renewed_at = excluded.renewed_at, expires_at = excluded.expires_at
                     """,
                     [
-                        "\(pid)@\(host)", String(pid), host, time,
-                        PostgresReads.text(now.addingTimeInterval(ttl.seconds).timeIntervalSince1970), String(epoch),
+                        me.description, String(me.pid), me.host, me.bootID, me.pidNamespace, me.startTime,
+                        String(epoch), time,
+                        PostgresReads.text(now.addingTimeInterval(ttl.seconds).timeIntervalSince1970),
                     ])
                 return epoch
             }
         }
         fence.withLock { $0 = epoch }
         lostLease.withLock { $0 = false }
+        return epoch
     }
 
-    public func renewLease(pid: Int32, host: String, ttl: Duration, at now: Date) async throws {
+    public func renewLease(ttl: Duration, at now: Date) async throws {
+        guard let epoch = fence.withLock({ $0 }) else { throw StateError.leaseLost }
         let s = self.s
-        let epoch = fence.withLock { $0 }
         let renewed = try await offloaded { [session] in
             try session.run { c in
                 try c.query(
-                    """
-                    UPDATE \(s).lease SET expires_at = $1, renewed_at = $2
-                    WHERE id = 1 AND pid = $3 AND host = $4 AND ($5 = '' OR epoch = $5::bigint) RETURNING id
-                    """,
+                    "UPDATE \(s).lease SET renewed_at = $1, expires_at = $2 WHERE id = 1 AND epoch = $3 RETURNING id",
                     [
-                        PostgresReads.text(now.addingTimeInterval(ttl.seconds).timeIntervalSince1970),
-                        PostgresReads.text(now.timeIntervalSince1970), String(pid), host, epoch.map(String.init) ?? "",
+                        PostgresReads.text(now.timeIntervalSince1970),
+                        PostgresReads.text(now.addingTimeInterval(ttl.seconds).timeIntervalSince1970), String(epoch),
                     ]
                 ).count
             }
@@ -232,14 +235,15 @@ public final class PostgresStateStore: StateStoring {
         }
     }
 
+    /// The epoch this store holds, if it acquired the lease.
+    public var epoch: Int64? { fence.withLock { $0 } }
+
     public var hasLostLease: Bool { lostLease.withLock { $0 } }
 
-    public func releaseLease(pid: Int32, host: String) throws {
-        let epoch = fence.withLock { $0 }
+    public func releaseLease() throws {
+        guard let epoch = fence.withLock({ $0 }) else { return }
         try session.run { c in
-            try c.query(
-                "DELETE FROM \(s).lease WHERE id = 1 AND pid = $1 AND host = $2 AND ($3 = '' OR epoch = $3::bigint)",
-                [String(pid), host, epoch.map(String.init) ?? ""])
+            try c.query("DELETE FROM \(s).lease WHERE id = 1 AND epoch = $1", [String(epoch)])
         }
         fence.withLock { $0 = nil }
     }
@@ -251,13 +255,17 @@ public final class PostgresStateStore: StateStoring {
         }
     }
 
-    public func forceUnlock() async throws -> LeaseHolder? {
+    public func forceUnlock(_ me: LeaseIdentity, at now: Date, probe: ProcessProbe) async throws -> LeaseHolder? {
         let s = self.s
         return try await offloaded { [session] in
-            try session.transaction { c in
-                let holder = try c.query("SELECT \(PostgresReads.leaseColumns) FROM \(s).lease WHERE id = 1 FOR UPDATE")
-                    .first.map(PostgresReads.holder)
-                try c.query("DELETE FROM \(s).lease")
+            try session.transaction { c -> LeaseHolder? in
+                let rows = try c.query("SELECT \(PostgresReads.leaseColumns) FROM \(s).lease WHERE id = 1 FOR UPDATE")
+                guard let holder = rows.first.map(PostgresReads.holder) else { return nil }
+                let idle = now.timeIntervalSince(holder.renewedAt)
+                if idle < StateStore.unlockIdle.seconds && !me.provesGone(holder.identity, probe: probe) {
+                    throw StateError.leaseLive(holder, now: now, idle: StateStore.unlockIdle)
+                }
+                try c.query("DELETE FROM \(s).lease WHERE id = 1")
                 return holder
             }
         }

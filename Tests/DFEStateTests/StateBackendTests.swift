@@ -121,19 +121,22 @@ func superuserSQL(_ sql: String, _ parameters: [String] = []) async throws -> [[
         defer { first.close() }
         let second = try backend.open()
         defer { second.close() }
-        try await first.acquireLease(pid: getppid(), host: "node-a", ttl: Self.ttl, at: now, isAlive: isAlive)
+        // The holder is alive on this host; the contender on another machine cannot prove it gone.
+        try await first.acquireLease(local(getppid()), ttl: Self.ttl, at: now)
         do {
-            try await second.acquireLease(pid: getpid(), host: "node-b", ttl: Self.ttl, at: now, isAlive: isAlive)
+            try await second.acquireLease(remote(getpid(), host: "node-b"), ttl: Self.ttl, at: now)
             Issue.record("a live lease was taken")
         } catch StateError.leaseHeld(let holder) {
-            #expect(holder.description == "\(getppid())@node-a")
+            #expect(holder.description == "\(getppid())@\(LeaseIdentity.hostName())")
         }
-        #expect(try await second.leaseHolder()?.description == "\(getppid())@node-a")
+        #expect(try await second.leaseHolder()?.identity == local(getppid()))
         // After 15 s without renewal anyone may take it.
         let later = now.addingTimeInterval(16)
-        try await second.acquireLease(pid: getpid(), host: "node-b", ttl: Self.ttl, at: later, isAlive: isAlive)
+        try await second.acquireLease(remote(getpid(), host: "node-b"), ttl: Self.ttl, at: later)
         #expect(try await first.leaseHolder()?.description == "\(getpid())@node-b")
-        try second.releaseLease(pid: getpid(), host: "node-b")
+        try first.releaseLease()
+        #expect(try await first.leaseHolder() != nil, "only the holding epoch releases")
+        try second.releaseLease()
         #expect(try await first.leaseHolder() == nil)
     }
 
@@ -144,16 +147,17 @@ func superuserSQL(_ sql: String, _ parameters: [String] = []) async throws -> [[
         let backend = try backend(state)
         let store = try backend.open()
         defer { store.close() }
-        let gone: Int32 = 999_999
-        try await store.acquireLease(pid: gone, host: "node-a", ttl: Self.ttl, at: now, isAlive: isAlive)
-        try await store.acquireLease(pid: getpid(), host: "node-a", ttl: Self.ttl, at: now, isAlive: isAlive)
+        try await store.acquireLease(local(999_999, startTime: "1"), ttl: Self.ttl, at: now)
+        try await store.acquireLease(LeaseIdentity.current(), ttl: Self.ttl, at: now)
         #expect(try await store.leaseHolder()?.pid == getpid())
-        #expect(try await store.forceUnlock()?.pid == getpid())
+        await #expect(throws: StateError.self, "a lease renewed just now is live") {
+            _ = try await store.forceUnlock(remote(1), at: now.addingTimeInterval(1))
+        }
+        #expect(try await store.forceUnlock(remote(1), at: now.addingTimeInterval(16))?.pid == getpid())
         #expect(try await store.leaseHolder() == nil)
     }
 
-    /// SQLite joins this list when its fencing epoch lands (the `lease` lane).
-    @Test(arguments: [BackendKind.postgres])
+    @Test(arguments: BackendKind.allCases)
     func aStoreThatLostItsLeaseWritesNothingMore(_ kind: BackendKind) async throws {
         guard TestState.available(kind) else { return }
         let state = try await TestState(kind)
@@ -162,20 +166,20 @@ func superuserSQL(_ sql: String, _ parameters: [String] = []) async throws -> [[
         defer { stalled.close() }
         let successor = try backend.open()
         defer { successor.close() }
-        try await stalled.acquireLease(pid: getppid(), host: "node-a", ttl: Self.ttl, at: now, isAlive: isAlive)
+        try await stalled.acquireLease(remote(getppid(), host: "node-a"), ttl: Self.ttl, at: now)
         let run = try await stalled.beginRun(holder: "a", revision: nil, at: now)
         try await successor.acquireLease(
-            pid: getpid(), host: "node-b", ttl: Self.ttl, at: now.addingTimeInterval(20), isAlive: isAlive)
+            remote(getpid(), host: "node-b"), ttl: Self.ttl, at: now.addingTimeInterval(20))
         await #expect(throws: StateError.self) {
             _ = try await stalled.recordIntent(run: run, change: change("late", .storage), at: now)
         }
         #expect(stalled.hasLostLease)
         await #expect(throws: StateError.self) { try await stalled.saveInstance(instance("late"), at: now) }
         await #expect(throws: StateError.self) {
-            try await stalled.renewLease(pid: getppid(), host: "node-a", ttl: Self.ttl, at: now)
+            try await stalled.renewLease(ttl: Self.ttl, at: now)
         }
         // Releasing with a stale epoch leaves the successor's lease alone.
-        try stalled.releaseLease(pid: getppid(), host: "node-a")
+        try stalled.releaseLease()
         #expect(try await successor.leaseHolder()?.host == "node-b")
         #expect(try backend.snapshot(withFields: true)["late"] == nil)
         #expect(try backend.history(instance: nil, limit: 10).isEmpty)

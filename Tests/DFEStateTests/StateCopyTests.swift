@@ -85,8 +85,7 @@ import Testing
         let store = try from.open()
         defer { store.close() }
         try await Self.fill(store)
-        try await store.acquireLease(
-            pid: getppid(), host: "other-node", ttl: .seconds(15), at: Date(), isAlive: isAlive)
+        try await store.acquireLease(remote(getppid(), host: "other-node"), ttl: .seconds(15), at: Date())
         await #expect(throws: StateError.self) { _ = try await StateCopier.copy(from: from, to: backend(target)) }
         #expect(try !backend(target).exists(), "the destination is not even created")
     }
