@@ -97,12 +97,18 @@ enum PostgresSchema {
         // Two processes creating a new state at once: the loser of a CREATE race retries and finds it made.
         for attempt in 0... {
             do {
-                try connection.execute(
-                    """
-                    CREATE SCHEMA IF NOT EXISTS \(s);
-                    CREATE TABLE IF NOT EXISTS \(s).schema_migrations (
-                        identifier TEXT PRIMARY KEY NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now());
-                    """)
+                // CREATE SCHEMA needs CREATE on the database even when the schema exists: a writer role that
+                // only owns a schema made for it by an administrator never runs it.
+                let present = try connection.query("SELECT 1 FROM pg_namespace WHERE nspname = $1", [schema])
+                if present.isEmpty { try connection.execute("CREATE SCHEMA IF NOT EXISTS \(s)") }
+                let table = try connection.query("SELECT to_regclass($1)", ["\(s).schema_migrations"])
+                if table.first?.first.flatMap({ $0 }) == nil {
+                    try connection.execute(
+                        """
+                        CREATE TABLE IF NOT EXISTS \(s).schema_migrations (
+                            identifier TEXT PRIMARY KEY NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now());
+                        """)
+                }
                 break
             } catch {
                 let raced = ["23505", "42P06", "42P07"].contains(error.sqlState ?? "")

@@ -55,6 +55,15 @@ public struct PostgresStateBackend: StateBackend {
         return try read { c, s in try PostgresReads.fields(c, s, keys: keys) } ?? [:]
     }
 
+    public func historyCount(instance: String?) throws(StateError) -> Int {
+        try read { c, s in
+            let rows =
+                try instance.map { try c.query("SELECT count(*) FROM \(s).journal WHERE instance = $1", [$0]) }
+                ?? c.query("SELECT count(*) FROM \(s).journal")
+            return Int(rows.first?.first.flatMap { $0 } ?? "") ?? 0
+        } ?? 0
+    }
+
     public func history(instance: String?, limit: Int) throws(StateError) -> [JournalEntry] {
         try read { c, s in
             if let instance {

@@ -273,6 +273,28 @@ func superuserSQL(_ sql: String, _ parameters: [String] = []) async throws -> [[
         #expect(before == after)
     }
 
+    @Test func aWriterRoleThatOnlyOwnsItsSchemaCanCreateAndRunTheState() async throws {
+        guard TestCluster.enabled else { return }
+        let state = try await TestState(.postgres)
+        let role = "w_\(state.schema)"
+        // What the README tells an administrator to do: no CREATE on the database, just the schema.
+        _ = try await superuserSQL(
+            """
+            CREATE ROLE \(role) LOGIN PASSWORD 'postgres';
+            CREATE SCHEMA \(state.schema) AUTHORIZATION \(role);
+            """)
+        let cluster = try await TestCluster.shared()
+        let writer = try StateBackends.backend(for: TestState.postgresURL(cluster, user: role), schema: state.schema)
+        #expect(try !writer.exists())
+        let store = try writer.open()
+        defer { store.close() }
+        try await store.acquireLease(LeaseIdentity.current(), ttl: Self.ttl, at: now)
+        try await store.saveInstance(instance("acme"), at: now)
+        try store.releaseLease()
+        #expect(try writer.snapshot(withFields: false).keys.sorted() == ["acme"])
+        #expect(try writer.historyCount(instance: nil) == 0)
+    }
+
     /// Row counts, the newest change, the epoch, migrations and tables of the schema: any write changes it.
     static func fingerprint(_ schema: String) -> String {
         """
