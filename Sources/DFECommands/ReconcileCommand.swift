@@ -45,7 +45,7 @@ struct ReconcileCommand: AsyncParsableCommand {
     @Option(
         name: .long,
         help:
-            "Log level for stderr logs: trace, debug, info, notice, warning, error, critical (default: critical; the output already reports every step and failure)."
+            "Log level for stderr logs (the output itself already reports every step and failure)."
     )
     var logLevel: LogLevel = .critical
 
@@ -276,7 +276,7 @@ struct PlanCommand: AsyncParsableCommand {
     @Option(
         name: .long,
         help:
-            "Log level for stderr logs: trace, debug, info, notice, warning, error, critical (default: critical; the output already reports every step and failure)."
+            "Log level for stderr logs (the output itself already reports every step and failure)."
     )
     var logLevel: LogLevel = .critical
 
