@@ -26,6 +26,8 @@ public struct ControllerOptions: Sendable {
     public var shutdownGrace: Duration = .seconds(9)
     public var clock: any WallClock
     public var logger: Logger
+    /// Run even when this user does not own the state (`--allow-other-user`).
+    public var allowOtherUser = false
 
     public init(
         workspace: Workspace, registry: DriverRegistry,
@@ -110,6 +112,13 @@ public struct Controller: Sendable {
             // Until the first commit is adopted nothing is read; the engine then points at the checkout.
             workspace.manifests = gitDirectory.appendingPathComponent("checkouts")
         }
+        if !options.allowOtherUser {
+            do {
+                try StateOwnership.check(workspace.state, root: workspace.root)
+            } catch {
+                throw ControllerError(description: "\(error)")
+            }
+        }
         let queue = WorkQueue()
         let state = ControllerState()
         var reconcilerLogger = Logger(label: "dfe")
@@ -117,7 +126,7 @@ public struct Controller: Sendable {
         let engine = Engine(
             workspace: workspace, registry: options.registry, environment: options.environment, clock: options.clock,
             logger: logger, reconcilerLogger: reconcilerLogger, queue: queue, state: state, prune: options.prune,
-            parallelism: options.parallelism, gitMode: options.git != nil)
+            parallelism: options.parallelism, gitMode: options.git != nil, allowOtherUser: options.allowOtherUser)
 
         let surface = HTTPSurface(
             state: state, queue: queue, stateURL: workspace.state, stateSchema: workspace.stateSchema)
@@ -143,12 +152,20 @@ public struct Controller: Sendable {
             },
             logger: httpLogger)
 
-        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
-            .init(service: server),
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: server)]
+        if !workspace.state.isFileURL {
+            // A server state may be shared by several controllers: only the elected leader reconciles.
+            await engine.electLeader()
+            services.append(
+                .init(
+                    service: LeaderElection(
+                        workspace: workspace, engine: engine, state: state, clock: options.clock, logger: logger)))
+        }
+        services += [
             .init(
                 service: ReconcileService(
                     engine: engine, queue: queue, interval: interval, clock: options.clock, logger: logger,
-                    loadAtStart: options.git == nil)),
+                    loadAtStart: options.git == nil))
         ]
         var watched = [FileWatcher.Root(url: workspace.config, isConfig: true)]
         if let git = options.git {

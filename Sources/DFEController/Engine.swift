@@ -23,6 +23,8 @@ actor Engine {
     let parallelism: Int?
     /// Manifests come from the git source: the revision is the adopted commit, not the work tree's HEAD.
     let gitMode: Bool
+    /// `--allow-other-user`.
+    let allowOtherUser: Bool
 
     /// The manifests directory of the last good load (a git checkout moves it).
     private(set) var manifests: URL
@@ -31,12 +33,29 @@ actor Engine {
     private(set) var commit: String?
     /// Failed instances waiting for their backoff to end, with when it ends.
     private(set) var backoff: [String: Date] = [:]
+    /// Several controllers share the (PostgreSQL) state: only the leader, holding `leaderStore`'s lease, runs.
+    var elects = false
+    /// The store whose lease the election holds while this controller leads.
+    private(set) var leaderStore: (any StateStoring)?
+
+    /// Starts leading with the store whose lease the election took, and queues a full reconcile.
+    func lead(_ store: any StateStoring) async {
+        leaderStore = store
+        await queue.enqueueFull(reason: "leading")
+    }
+
+    /// Stops leading: runs are skipped until `lead` again.
+    func standBy() { leaderStore = nil }
+
+    /// Makes runs wait for leadership (set once, before the services start).
+    func electLeader() { elects = true }
 
     init(
         workspace: Workspace, registry: DriverRegistry, environment: [String: String], clock: any WallClock,
         logger: Logger, reconcilerLogger: Logger, queue: WorkQueue, state: ControllerState, prune: Bool?,
-        parallelism: Int?, gitMode: Bool
+        parallelism: Int?, gitMode: Bool, allowOtherUser: Bool = false
     ) {
+        self.allowOtherUser = allowOtherUser
         self.base = workspace
         self.registry = registry
         self.environment = environment
@@ -147,6 +166,10 @@ actor Engine {
             logger.notice("nothing reconciled: no valid manifests loaded yet")
             return
         }
+        if elects && leaderStore == nil {
+            logger.debug("standby: not reconciling", metadata: ["scope": "\(work.full ? "all" : "some")"])
+            return
+        }
         let workspace = workspace()
         let revision = gitMode ? commit : GitRevision.of(workspace.manifests)
         var options = ReconcileOptions(
@@ -155,13 +178,15 @@ actor Engine {
         options.onlyMustExist = false
         // On SIGTERM/SIGINT: finish the instances in flight, start no others (the next start picks them up).
         options.shouldStop = { Task.isShuttingDownGracefully }
+        options.allowOtherUser = allowOtherUser
         let scope = work.full ? "all" : work.names.sorted().joined(separator: ",")
         let trigger = work.reasons.sorted().joined(separator: ",")
         logger.info(
             "reconcile started",
             metadata: ["trigger": "\(trigger)", "scope": "\(scope)", "revision": "\(revision ?? "none")"])
-        let reconciler = Reconciler(
+        var reconciler = Reconciler(
             workspace: workspace, registry: registry, environment: environment, clock: clock, logger: reconcilerLogger)
+        reconciler.heldStore = leaderStore
         let started = ContinuousClock.now
         var success = false
         do {
@@ -190,6 +215,11 @@ actor Engine {
                     "orphaned": "\(summary.orphaned)", "failed": "\(summary.failed)",
                 ])
         } catch {
+            if case .state(let cause) = error, StateError.isLeaseLost(cause) {
+                logger.warning(
+                    "lease lost: stepping down; the next run waits for the lease and re-acquires it",
+                    metadata: ["trigger": "\(trigger)"])
+            }
             logger.error(
                 "reconcile failed",
                 metadata: [

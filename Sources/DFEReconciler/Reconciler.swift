@@ -1,6 +1,6 @@
 public import DFECore
 public import DFEProvision
-import DFEState
+public import DFEState
 public import Foundation
 public import Logging
 
@@ -29,6 +29,8 @@ public struct ReconcileOptions: Sendable {
     public var honourBackoff = false
     /// The manifests' revision (git commit) to record.
     public var revision: String?
+    /// Run even when this user does not own the state (`--allow-other-user`).
+    public var allowOtherUser = false
     /// Asked before each instance is started; true stops scheduling more (graceful shutdown).
     public var shouldStop: (@Sendable () -> Bool)?
 
@@ -57,6 +59,9 @@ public struct Reconciler: Sendable {
     public var leaseTTL: Duration = .seconds(15)
     /// How often the lease is renewed while running.
     public var leaseRenewal: Duration = .seconds(5)
+    /// A store whose lease the caller already holds and renews (a leading controller): runs use it and neither
+    /// acquire nor release the lease; its fencing epoch guards every write.
+    public var heldStore: (any StateStoring)?
 
     public init(
         workspace: Workspace, registry: DriverRegistry,
@@ -143,8 +148,18 @@ public struct Reconciler: Sendable {
             report.duration = ContinuousClock.now - started
             return report
         }
+        if let store = heldStore {
+            do {
+                var report = try await apply(options, inputs: inputs, store: store, observer: observer)
+                report.duration = ContinuousClock.now - started
+                return report
+            } catch {
+                throw .state(error)
+            }
+        }
         let store: any StateStoring
         do {
+            if !options.allowOtherUser { try StateOwnership.check(workspace.state, root: workspace.root) }
             store = try workspace.stateBackend().open()
         } catch {
             throw .state(error)
