@@ -128,6 +128,7 @@ let package = Package(
         .testTarget(
             name: "DFECommandsTests",
             dependencies: ["DFECommands", "DFETestSupport", "dfe"],
+            exclude: ["Golden"],
             swiftSettings: strict
         ),
     ]

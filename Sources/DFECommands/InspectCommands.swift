@@ -40,18 +40,17 @@ struct ValidateCommand: AsyncParsableCommand {
 /// Instance names known to the workspace (manifests and state), for shell completion; never fails.
 enum KnownInstances {
     static func names(_ arguments: [String]) -> [String] {
-        // The workspace options typed so far on the command line.
-        var options = WorkspaceOptions()
+        // The workspace options typed so far on the command line (only those four are parsed).
+        var typed: [String] = []
         var index = 0
         while index < arguments.count - 1 {
-            switch arguments[index] {
-            case "--root": options.root = arguments[index + 1]
-            case "--manifests": options.manifests = arguments[index + 1]
-            case "--config": options.config = arguments[index + 1]
-            case "--state": options.state = arguments[index + 1]
-            default: break
+            if ["--root", "--manifests", "--config", "--state"].contains(arguments[index]) {
+                typed += [arguments[index], arguments[index + 1]]
             }
             index += 1
+        }
+        guard let options = (try? WorkspaceOptions.parse(typed)) ?? (try? WorkspaceOptions.parse([])) else {
+            return []
         }
         let workspace = options.workspace()
         var names = Set<String>()

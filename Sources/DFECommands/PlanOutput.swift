@@ -147,7 +147,7 @@ struct PlanOutput {
     static func emptyJSON(dryRun: Bool, revision: String?) -> [String: Any] {
         [
             "dryRun": dryRun, "summary": summaryObject(PlanSummary()), "changes": [Any](), "errors": [Any](),
-            "revision": revision ?? NSNull(), "held": [String](),
+            "revision": revision ?? NSNull(), "held": [String](), "drift": [Any](), "stale": [String](),
         ]
     }
 }

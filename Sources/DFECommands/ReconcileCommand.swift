@@ -21,7 +21,9 @@ struct ReconcileCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Delete instances whose manifest is gone (default: config's prune).")
     var prune = false
 
-    @Option(name: .long, help: "Only this instance (repeatable).")
+    @Option(
+        name: .long, help: "Only this instance (repeatable).",
+        completion: .custom { arguments, _, _ in KnownInstances.names(arguments) })
     var only: [String] = []
 
     @OptionGroup var gitops: GitOpsOptions
@@ -48,7 +50,7 @@ struct ReconcileCommand: AsyncParsableCommand {
     @Option(
         name: .long,
         help:
-            "Log level for stderr logs: trace, debug, info, notice, warning, error, critical (default: critical; the output already reports every step and failure)."
+            "Log level for stderr logs (the output itself already reports every step and failure)."
     )
     var logLevel: LogLevel = .critical
 
@@ -208,7 +210,11 @@ struct ReconcileCommand: AsyncParsableCommand {
                 for warning in report.warnings { terminal.out(terminal.paint("warning: ", .yellow) + "\(warning)") }
                 let lines = renderer.render(report)
                 if !lines.isEmpty {
-                    terminal.out("dfe will perform the following actions:\n")
+                    // Only held, orphaned or reported lines: nothing will be performed, so no such header.
+                    let counts = report.counts
+                    if counts.hasPendingChanges || counts.failed > 0 {
+                        terminal.out("dfe will perform the following actions:\n")
+                    }
                     for line in lines { terminal.out(line) }
                 }
             } else {
@@ -281,7 +287,9 @@ struct PlanCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Plan deletion of instances whose manifest is gone.")
     var prune = false
 
-    @Option(name: .long, help: "Only this instance (repeatable).")
+    @Option(
+        name: .long, help: "Only this instance (repeatable).",
+        completion: .custom { arguments, _, _ in KnownInstances.names(arguments) })
     var only: [String] = []
 
     @OptionGroup var gitops: GitOpsOptions
@@ -292,7 +300,7 @@ struct PlanCommand: AsyncParsableCommand {
     @Option(
         name: .long,
         help:
-            "Log level for stderr logs: trace, debug, info, notice, warning, error, critical (default: critical; the output already reports every step and failure)."
+            "Log level for stderr logs (the output itself already reports every step and failure)."
     )
     var logLevel: LogLevel = .critical
 

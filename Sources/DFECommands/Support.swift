@@ -15,13 +15,14 @@ enum OutputFormat: String, ExpressibleByArgument, CaseIterable, Sendable {
 
 /// Where the workspace is: `--root`, `--manifests`, `--config`, `--state` (and `DFE_*` env).
 struct WorkspaceOptions: ParsableArguments {
-    @Option(name: .long, help: "Workspace root (env DFE_ROOT; default: the current directory).")
+    @Option(name: .long, help: "Workspace root (env DFE_ROOT; default: the current directory).", completion: .directory)
     var root: String?
 
-    @Option(name: .long, help: "Manifests directory (env DFE_MANIFESTS; default: ROOT/manifests).")
+    @Option(
+        name: .long, help: "Manifests directory (env DFE_MANIFESTS; default: ROOT/manifests).", completion: .directory)
     var manifests: String?
 
-    @Option(name: .long, help: "Config directory (env DFE_CONFIG; default: ROOT/config).")
+    @Option(name: .long, help: "Config directory (env DFE_CONFIG; default: ROOT/config).", completion: .directory)
     var config: String?
 
     @Option(

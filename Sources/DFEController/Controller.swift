@@ -195,7 +195,22 @@ public struct Controller: Sendable {
                     "\(options.git.map { "git \($0.displayURL) \($0.ref) \($0.path)" } ?? workspace.manifests.path)",
                 "config": "\(workspace.config.path)",
             ])
-        try await ServiceGroup(configuration: configuration).run()
+        do {
+            try await ServiceGroup(configuration: configuration).run()
+        } catch {
+            // NIO's bind error names neither the address nor what to do.
+            let text = "\(error)"
+            if text.contains("Address already in use") || text.contains("errno: 98") {
+                throw ControllerError(
+                    description:
+                        "cannot listen on \(listen): the address is already in use (another dfe controller?); stop it or pass --listen HOST:PORT"
+                )
+            }
+            if text.contains("bind(") {
+                throw ControllerError(description: "cannot listen on \(listen): \(text)")
+            }
+            throw error
+        }
         logger.info("controller stopped")
     }
 }

@@ -107,9 +107,11 @@ actor Engine {
         do {
             return try InputLoader.load(workspace, registry: registry, environment: environment)
         } catch {
+            let configPath = workspace.display(workspace.config)
             for diagnostic in error.diagnostics {
+                let inConfig = diagnostic.location.path.hasPrefix(configPath + "/")
                 logger.error(
-                    "invalid manifest",
+                    inConfig ? "invalid config" : "invalid manifest",
                     metadata: [
                         "location": "\(diagnostic.location)", "error": "\(diagnostic.message)", "trigger": "\(reason)",
                     ])
@@ -212,11 +214,14 @@ actor Engine {
                     ])
             }
             for name in clearedDrift { logger.notice("drift gone", metadata: ["instance": "\(name)"]) }
-            success = report.errors.isEmpty
+            // A run cut short by a graceful shutdown left instances undone: it did not succeed.
+            let interrupted = options.shouldStop?() ?? false
+            success = report.errors.isEmpty && !interrupted
             logger.info(
                 "reconcile finished",
                 metadata: [
-                    "trigger": "\(trigger)", "scope": "\(scope)", "result": "\(success ? "success" : "error")",
+                    "trigger": "\(trigger)", "scope": "\(scope)",
+                    "result": "\(interrupted ? "interrupted" : success ? "success" : "error")",
                     "duration": "\(DurationText.format(ContinuousClock.now - started))",
                     "applied": "\(report.applied.count)", "create": "\(summary.create)", "update": "\(summary.update)",
                     "delete": "\(summary.delete)", "unchanged": "\(summary.unchanged)",

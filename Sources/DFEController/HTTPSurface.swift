@@ -42,12 +42,14 @@ public struct HTTPSurface: Sendable {
         self.stateURL = stateURL
     }
 
-    /// Answers one request: GET only (others 405), unknown paths 404.
+    /// Answers one request: GET and HEAD (others 405), unknown paths 404.
     public func respond(method: String, path: String) async -> HTTPReply {
         let known = ["/healthz", "/readyz", "/metrics", "/api/v1/instances"]
         let isInstance = path.hasPrefix("/api/v1/instances/") && path.count > "/api/v1/instances/".count
         guard known.contains(path) || isInstance else { return .text(404, "not found\n") }
-        guard method == "GET" else { return .text(405, "method not allowed\n", allow: "GET") }
+        guard method == "GET" || method == "HEAD" else {
+            return .text(405, "method not allowed\n", allow: "GET, HEAD")
+        }
         switch path {
         case "/healthz":
             return .text(200, "ok\n")

@@ -297,6 +297,15 @@ import Testing
         #expect(help.stdout.components(separatedBy: "default: main").count == 2, "\(help.stdout)")
     }
 
+    @Test func completionScriptsCompleteInstanceNamesThroughDfe() async throws {
+        let ws = try workspace(["alpha", "beta"])
+        defer { ws.delete() }
+        let bash = try await run(["--generate-completion-script", "bash"], ws)
+        #expect(bash.status == 0)
+        #expect(bash.stdout.contains("---completion"), "instance names come from dfe itself")
+        #expect(KnownInstances.names(["--root", ws.root.path]) == ["alpha", "beta"])
+    }
+
     @Test func onlyANonEmptyNoColorTurnsColourOff() {
         #expect(Terminal.colourAllowed([:]))
         #expect(Terminal.colourAllowed(["NO_COLOR": ""]))

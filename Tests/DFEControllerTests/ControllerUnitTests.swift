@@ -174,7 +174,9 @@ struct HTTPSurfaceTests {
         #expect(await http.respond(method: "GET", path: "/healthz").status == 200)
         let post = await http.respond(method: "POST", path: "/healthz")
         #expect(post.status == 405)
-        #expect(post.allow == "GET")
+        #expect(post.allow == "GET, HEAD")
+        // HEAD answers like GET (load balancers and curl -I probe with it).
+        #expect(await http.respond(method: "HEAD", path: "/healthz").status == 200)
         #expect(await http.respond(method: "DELETE", path: "/api/v1/instances/x").status == 405)
         #expect(await http.respond(method: "GET", path: "/nope").status == 404)
         #expect(await http.respond(method: "GET", path: "/api/v1/instances/").status == 404)
