@@ -107,7 +107,14 @@ public struct Reconciler: Sendable {
                 throw .state(error)
             }
             logger.debug("state read", metadata: ["duration": "\(DurationText.format(ContinuousClock.now - started))"])
-            var (plan, desired, warnings) = await self.plan(inputs: inputs, recorded: recorded, options: options)
+            let stateID: String?
+            do {
+                stateID = try StateStore.stateID(url: workspace.state)
+            } catch {
+                throw .state(error)
+            }
+            var (plan, desired, warnings) = await self.plan(
+                inputs: inputs, recorded: recorded, options: options, stateID: stateID)
             do {
                 let applied = try StateStore.appliedFields(
                     url: workspace.state, keys: Planner.resourcesNeedingFields(plan))
@@ -161,7 +168,7 @@ public struct Reconciler: Sendable {
 
     /// Observes every relevant resource and plans; also returns the instances skipped for backoff.
     func plan(
-        inputs: LoadedInputs, recorded: [String: RecordedInstance], options: ReconcileOptions
+        inputs: LoadedInputs, recorded: [String: RecordedInstance], options: ReconcileOptions, stateID: String?
     ) async -> (Plan, [String: DesiredInstance], [String]) {
         let now = clock.now().timeIntervalSince1970
         var warnings: [String] = []
@@ -169,8 +176,10 @@ public struct Reconciler: Sendable {
         for instance in inputs.desired {
             if let only = options.only, !only.contains(instance.name) { continue }
             if options.honourBackoff, let record = recorded[instance.name], record.phase == .failed,
-                record.failedSpecHash == instance.specHash, let next = record.nextAttemptAt, next > now
+                record.failedSpecHash == instance.specHash,
+                record.terminal || (record.nextAttemptAt.map { $0 > now } ?? false)
             {
+                // Backing off, or a terminal failure: only a changed spec or config, or a run by hand, retries it.
                 continue
             }
             desired.append(instance)
@@ -190,12 +199,15 @@ public struct Reconciler: Sendable {
             for kind in ResourceKind.allCases {
                 guard let want = instance.resources[kind] else { continue }
                 let context = Self.context(
-                    instance: instance, kind: kind, want: want, host: host, record: record, outputs: [:])
+                    instance: instance, kind: kind, want: want, host: host, record: record, outputs: [:],
+                    stateID: stateID)
                 let status: ObservedStatus
                 do {
                     status = try await host.provisioner(kind).observe(context)
-                } catch {
+                } catch let error as DriverError where error.errorClass != .retryable {
                     status = .conflict("cannot observe \(kind.rawValue): \(error)")
+                } catch {
+                    status = .unavailable("cannot observe \(kind.rawValue): \(error)")
                 }
                 result.append((ResourceKey(instance.name, kind), status))
             }
@@ -226,7 +238,7 @@ public struct Reconciler: Sendable {
     /// Builds a driver context for one resource of a desired instance.
     static func context(
         instance: DesiredInstance, kind: ResourceKind, want: DesiredResource, host: ResolvedHost,
-        record: RecordedInstance?, outputs: [ResourceKind: [String: String]]
+        record: RecordedInstance?, outputs: [ResourceKind: [String: String]], stateID: String?
     ) -> ResourceContext {
         var dependencies: [ResourceKind: [String: String]] = [:]
         if kind == .instance {
@@ -237,6 +249,6 @@ public struct Reconciler: Sendable {
         return ResourceContext(
             name: instance.name, owner: instance.spec.owner, spec: instance.spec, host: host.config,
             fields: want.fields,
-            recorded: record?.resources[kind], dependencies: dependencies)
+            recorded: record?.resources[kind], dependencies: dependencies, stateID: stateID)
     }
 }

@@ -41,6 +41,8 @@ public struct InstanceStatus: Sendable, Codable, Hashable {
     public var protect: Bool
     public var labels: [String: String]
     public var resources: Resources
+    /// The last failure cannot be fixed by retrying: not retried until the spec or config changes, or by hand.
+    public var terminal: Bool = false
 }
 
 /// Builds status views from the recorded state and the manifests.
@@ -69,7 +71,8 @@ public enum StatusView {
                 resources: resources(
                     storage: record.resources[.storage].map { ($0.driver, $0.outputs) },
                     database: record.resources[.database].map { ($0.driver, $0.outputs) },
-                    instance: record.resources[.instance].map { ($0.driver, $0.outputs) }))
+                    instance: record.resources[.instance].map { ($0.driver, $0.outputs) }),
+                terminal: record.phase == .failed && record.terminal)
         }
         for instance in desired where result[instance.name] == nil {
             let spec = instance.spec
@@ -118,6 +121,7 @@ public enum StatusView {
 extension InstanceStatus {
     enum CodingKeys: String, CodingKey {
         case name, owner, provisioner, phase, lastError, attempts, nextAttemptAt, revision, protect, labels, resources
+        case terminal
     }
 
     /// Encodes every key, writing `null` for absent values so scripts can rely on them.
@@ -134,5 +138,6 @@ extension InstanceStatus {
         try container.encode(protect, forKey: .protect)
         try container.encode(labels, forKey: .labels)
         try container.encode(resources, forKey: .resources)
+        try container.encode(terminal, forKey: .terminal)
     }
 }
