@@ -119,7 +119,8 @@ public struct Controller: Sendable {
             logger: logger, reconcilerLogger: reconcilerLogger, queue: queue, state: state, prune: options.prune,
             parallelism: options.parallelism, gitMode: options.git != nil)
 
-        let surface = HTTPSurface(state: state, queue: queue, stateURL: workspace.state)
+        let surface = HTTPSurface(
+            state: state, queue: queue, stateURL: workspace.state, stateSchema: workspace.stateSchema)
         let responder = CallbackResponder<BasicRequestContext> { request, _ in
             let reply = await surface.respond(method: request.method.rawValue, path: request.uri.path)
             var headers = HTTPFields()

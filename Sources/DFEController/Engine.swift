@@ -150,6 +150,7 @@ actor Engine {
         var options = ReconcileOptions(
             prune: prune, only: work.full ? nil : work.names, parallelism: parallelism, wait: true,
             honourBackoff: true, revision: revision)
+        options.onlyMustExist = false
         // On SIGTERM/SIGINT: finish the instances in flight, start no others (the next start picks them up).
         options.shouldStop = { Task.isShuttingDownGracefully }
         let scope = work.full ? "all" : work.names.sorted().joined(separator: ",")
@@ -192,7 +193,7 @@ actor Engine {
                 ])
         }
         let seconds = (ContinuousClock.now - started).seconds
-        let recorded = (try? StateStore.snapshot(url: workspace.state, withFields: false)) ?? [:]
+        let recorded = (try? workspace.stateBackend().snapshot(withFields: false)) ?? [:]
         backoff = BackoffSchedule.pending(recorded: recorded, desired: inputs.desired, now: clock.now())
         if let next = backoff.values.min() {
             logger.info(

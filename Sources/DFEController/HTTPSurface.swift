@@ -33,8 +33,10 @@ public struct HTTPSurface: Sendable {
     let state: ControllerState
     let queue: WorkQueue
     let stateURL: URL
+    let stateSchema: String
 
-    public init(state: ControllerState, queue: WorkQueue, stateURL: URL) {
+    public init(state: ControllerState, queue: WorkQueue, stateURL: URL, stateSchema: String = "dfe") {
+        self.stateSchema = stateSchema
         self.state = state
         self.queue = queue
         self.stateURL = stateURL
@@ -90,7 +92,7 @@ public struct HTTPSurface: Sendable {
     /// What `dfe status --output json` shows: the recorded state plus the last good manifests.
     func instances() -> Result<[InstanceStatus], ReplyError> {
         do {
-            let recorded = try StateStore.snapshot(url: stateURL, withFields: false)
+            let recorded = try StateBackends.backend(for: stateURL, schema: stateSchema).snapshot(withFields: false)
             return .success(StatusView.instances(recorded: recorded, desired: state.snapshot.desired))
         } catch {
             return .failure(ReplyError(reply: .json(500, StatusView.encode(["error": "\(error)"]))))

@@ -18,7 +18,7 @@ public struct MetricsSnapshot: Sendable, Hashable {
 
     /// Every phase an instance can be in, for stable gauges.
     public static let allPhases = [
-        "pending", "provisioning", "ready", "failed", "deprovisioning", "orphaned", "suspended",
+        "pending", "provisioning", "ready", "failed", "deprovisioning", "orphaned", "suspended", "drifted",
     ]
 
     public init() {}

@@ -4,7 +4,7 @@ import GRDB
 import Synchronization
 
 /// The observed state: one SQLite file in WAL mode holding instances, resources, runs, the journal and the lease.
-public final class StateStore: Sendable {
+public final class StateStore: StateStoring {
     public let url: URL
     /// One connection (WAL mode): closing it as the last connection checkpoints and removes `-wal`/`-shm`.
     private let pool: DatabaseQueue
@@ -94,6 +94,15 @@ public final class StateStore: Sendable {
     public static func appliedFields(url: URL, keys: [ResourceKey]) throws(StateError) -> [ResourceKey: FieldSet] {
         guard !keys.isEmpty else { return [:] }
         return try read(url: url) { db in try fields(db, keys: keys) } ?? [:]
+    }
+
+    /// The journal, newest last, read like `snapshot` (nothing written); empty when there is no state yet.
+    public static func history(url: URL, instance: String?, limit: Int) throws(StateError) -> [JournalEntry] {
+        try read(url: url) { db -> [JournalEntry] in
+            guard try db.tableExists("journal") else { return [] }
+            if let instance { return try journal(db, where: "instance = ?", arguments: [instance], limit: limit) }
+            return try journal(db, where: "1", arguments: [], limit: limit)
+        } ?? []
     }
 
     /// The applied fields of some resources.
@@ -255,7 +264,7 @@ public final class StateStore: Sendable {
     /// already has one: a run killed midway then still knows what the step may have made, so a later run
     /// adopts it and a prune deletes it.
     public func recordIntent(
-        run: Int64, change: ResourceChange, pending: RecordedResource? = nil, at now: Date
+        run: Int64, change: ResourceChange, pending: RecordedResource?, at now: Date
     ) async throws -> Int64 {
         if lostLease.withLock({ $0 }) { throw StateError.leaseLost }
         return try await pool.write { db in
@@ -285,12 +294,7 @@ public final class StateStore: Sendable {
     }
 
     /// What a successful step leaves in the state.
-    public enum Outcome: Sendable {
-        /// The resource now exists as recorded.
-        case recorded(RecordedResource)
-        /// The resource row is removed (deleted or retained-and-forgotten).
-        case forgotten(ResourceKind)
-    }
+    public typealias Outcome = StateOutcome
 
     /// Journals a step's success and records its result in the same transaction.
     public func recordSuccess(_ journalID: Int64, instance: String, outcome: Outcome, at now: Date) async throws {
@@ -323,7 +327,7 @@ public final class StateStore: Sendable {
     /// Journals a step's failure; `forgetPending` drops the resource's pending row (a create refused because
     /// the object is not ours: nothing of ours was made, and it must never look recorded).
     public func recordFailure(
-        _ journalID: Int64, error: String, forgetPending: ResourceKey? = nil, at now: Date
+        _ journalID: Int64, error: String, forgetPending: ResourceKey?, at now: Date
     ) async throws {
         try await pool.write { db in
             if let key = forgetPending {
