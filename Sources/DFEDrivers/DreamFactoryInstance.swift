@@ -205,6 +205,8 @@ public struct DreamFactoryInstanceProvisioner: InstanceProvisioner {
         return (id, secret)
     }
 
+    public var confinedRoots: [String] { [root] }
+
     public func observe(_ context: ResourceContext) async throws -> ObservedStatus {
         let path = metadataPath(context.name)
         let directory = "\(root)/\(context.name)"

@@ -61,6 +61,8 @@ public struct LocalStorageProvisioner: StorageProvisioner {
         return [snapshots, path] + Self.instanceDirectories.map { "\(path)/\($0)" }
     }
 
+    public var confinedRoots: [String] { [root] }
+
     public func observe(_ context: ResourceContext) async throws -> ObservedStatus {
         // A changed owner, root or zone would re-point the instance at a new, empty tree: never silently.
         if let old = context.recorded?.outputs["path"], let new = context.fields["path"], old != new,

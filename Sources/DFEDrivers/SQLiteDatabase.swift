@@ -125,6 +125,8 @@ public struct SQLiteDatabaseProvisioner: DatabaseProvisioner {
         return "\(info.st_dev):\(info.st_ino):\(info.st_size):\(info.st_mtim.tv_sec).\(info.st_mtim.tv_nsec)"
     }
 
+    public var confinedRoots: [String] { [root] }
+
     public func observe(_ context: ResourceContext) async throws -> ObservedStatus {
         guard let path = context.fields["path"] ?? context.recorded?.outputs["path"] else { return .missing }
         if let old = context.recorded?.outputs["path"], old != path, FileSystem.entry(old) != .absent {

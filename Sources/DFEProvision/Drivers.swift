@@ -113,11 +113,40 @@ public protocol SubProvisioner: Sendable {
 
     /// Problems this driver has with a spec, reported by `dfe validate` before anything runs.
     func problems(for spec: InstanceSpec) -> [String]
+
+    /// The directories this driver keeps instances' data below, for root validation.
+    var confinedRoots: [String] { get }
+
+    /// The objects a spec gets on a server that other hosts or workspaces may share, for collision validation.
+    func serverObjects(for spec: InstanceSpec) -> [ServerObject]
 }
 
 extension SubProvisioner {
     /// Problems this driver has with a spec that validation must report (default: none).
     public func problems(for spec: InstanceSpec) -> [String] { [] }
+
+    /// The directories this driver keeps instances' data below (default: none); validation refuses `/`, roots
+    /// shared between drivers or nested in one another, and roots holding the state, manifests or config.
+    public var confinedRoots: [String] { [] }
+
+    /// The objects a spec gets on a server other workspaces' hosts may share (default: none); validation refuses
+    /// two instances that would get the same one.
+    public func serverObjects(for spec: InstanceSpec) -> [ServerObject] { [] }
+}
+
+/// One object an instance gets on a shared server, such as a PostgreSQL role and database.
+public struct ServerObject: Sendable, Hashable {
+    /// Where the server is, e.g. `postgres 127.0.0.1:5432`.
+    public var server: String
+    /// What the object is, e.g. `database and role`.
+    public var kind: String
+    public var name: String
+
+    public init(server: String, kind: String, name: String) {
+        self.server = server
+        self.kind = kind
+        self.name = name
+    }
 }
 
 /// Provisions an instance's file storage.

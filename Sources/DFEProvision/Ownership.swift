@@ -83,3 +83,11 @@ public enum OwnershipVerdict: Sendable, Hashable {
     /// Not ours; the message says what to do.
     case conflict(String)
 }
+
+extension OwnershipVerdict {
+    /// The message of a conflict, else nil.
+    public var conflictMessage: String? {
+        if case .conflict(let message) = self { return message }
+        return nil
+    }
+}
