@@ -26,6 +26,8 @@ public struct ControllerOptions: Sendable {
     public var shutdownGrace: Duration = .seconds(9)
     public var clock: any WallClock
     public var logger: Logger
+    /// Run even when this user does not own the state (`--allow-other-user`).
+    public var allowOtherUser = false
 
     public init(
         workspace: Workspace, registry: DriverRegistry,
@@ -110,6 +112,13 @@ public struct Controller: Sendable {
             // Until the first commit is adopted nothing is read; the engine then points at the checkout.
             workspace.manifests = gitDirectory.appendingPathComponent("checkouts")
         }
+        if !options.allowOtherUser {
+            do {
+                try StateOwnership.check(workspace.state, root: workspace.root)
+            } catch {
+                throw ControllerError(description: "\(error)")
+            }
+        }
         let queue = WorkQueue()
         let state = ControllerState()
         var reconcilerLogger = Logger(label: "dfe")
@@ -117,7 +126,7 @@ public struct Controller: Sendable {
         let engine = Engine(
             workspace: workspace, registry: options.registry, environment: options.environment, clock: options.clock,
             logger: logger, reconcilerLogger: reconcilerLogger, queue: queue, state: state, prune: options.prune,
-            parallelism: options.parallelism, gitMode: options.git != nil)
+            parallelism: options.parallelism, gitMode: options.git != nil, allowOtherUser: options.allowOtherUser)
 
         let surface = HTTPSurface(
             state: state, queue: queue, stateURL: workspace.state, stateSchema: workspace.stateSchema)

@@ -23,6 +23,8 @@ actor Engine {
     let parallelism: Int?
     /// Manifests come from the git source: the revision is the adopted commit, not the work tree's HEAD.
     let gitMode: Bool
+    /// `--allow-other-user`.
+    let allowOtherUser: Bool
 
     /// The manifests directory of the last good load (a git checkout moves it).
     private(set) var manifests: URL
@@ -35,8 +37,9 @@ actor Engine {
     init(
         workspace: Workspace, registry: DriverRegistry, environment: [String: String], clock: any WallClock,
         logger: Logger, reconcilerLogger: Logger, queue: WorkQueue, state: ControllerState, prune: Bool?,
-        parallelism: Int?, gitMode: Bool
+        parallelism: Int?, gitMode: Bool, allowOtherUser: Bool = false
     ) {
+        self.allowOtherUser = allowOtherUser
         self.base = workspace
         self.registry = registry
         self.environment = environment
@@ -153,6 +156,7 @@ actor Engine {
         options.onlyMustExist = false
         // On SIGTERM/SIGINT: finish the instances in flight, start no others (the next start picks them up).
         options.shouldStop = { Task.isShuttingDownGracefully }
+        options.allowOtherUser = allowOtherUser
         let scope = work.full ? "all" : work.names.sorted().joined(separator: ",")
         let trigger = work.reasons.sorted().joined(separator: ",")
         logger.info(
@@ -185,6 +189,11 @@ actor Engine {
                     "orphaned": "\(summary.orphaned)", "failed": "\(summary.failed)",
                 ])
         } catch {
+            if case .state(let cause) = error, StateError.isLeaseLost(cause) {
+                logger.warning(
+                    "lease lost: stepping down; the next run waits for the lease and re-acquires it",
+                    metadata: ["trigger": "\(trigger)"])
+            }
             logger.error(
                 "reconcile failed",
                 metadata: [

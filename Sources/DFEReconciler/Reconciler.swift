@@ -29,6 +29,8 @@ public struct ReconcileOptions: Sendable {
     public var honourBackoff = false
     /// The manifests' revision (git commit) to record.
     public var revision: String?
+    /// Run even when this user does not own the state (`--allow-other-user`).
+    public var allowOtherUser = false
     /// Asked before each instance is started; true stops scheduling more (graceful shutdown).
     public var shouldStop: (@Sendable () -> Bool)?
 
@@ -152,6 +154,7 @@ public struct Reconciler: Sendable {
         }
         let store: any StateStoring
         do {
+            if !options.allowOtherUser { try StateOwnership.check(workspace.state, root: workspace.root) }
             store = try workspace.stateBackend().open()
         } catch {
             throw .state(error)
@@ -159,7 +162,7 @@ public struct Reconciler: Sendable {
         defer { store.close() }
         let lease = Lease(store: store, clock: clock, ttl: leaseTTL)
         do {
-            try await lease.acquire(wait: options.wait)
+            try await lease.acquire(wait: options.wait) { holder in observer?(.waitingForLease(holder: holder)) }
         } catch {
             throw .state(error)
         }
