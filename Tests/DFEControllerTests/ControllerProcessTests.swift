@@ -121,7 +121,11 @@ struct ControllerProcessTests {
                 "--git", remote.absoluteString, "--ref", "main", "--path", "deploy/manifests", "--git-interval", "1s",
             ])
         defer { controller.kill() }
-        let applied = await eventually { await controller.instance("from-git")?["revision"] as? String == first }
+        // The revision is recorded when provisioning starts: wait for the run to finish too.
+        let applied = await eventually {
+            let instance = await controller.instance("from-git")
+            return instance?["revision"] as? String == first && instance?["phase"] as? String == "ready"
+        }
         #expect(applied, "first commit not applied:\n\(controller.output)")
         #expect(await controller.instance("from-git")?["phase"] as? String == "ready")
 
