@@ -14,9 +14,16 @@ public final class ControllerState: Sendable {
         /// The desired instances of the last good load.
         public var desired: [DesiredInstance] = []
         public var metrics = MetricsSnapshot()
+        /// On a PostgreSQL state: standing by while another controller leads.
+        public var standby: Standby?
 
-        /// Ready: the first reconcile has finished and the last load was valid.
-        public var ready: Bool { firstRunFinished && loadErrors.isEmpty }
+        /// Not leading, with the holder of the state lease (`PID@HOST`) when known.
+        public struct Standby: Sendable, Hashable {
+            public var leader: String?
+        }
+
+        /// Ready: leading, the first reconcile has finished and the last load was valid.
+        public var ready: Bool { standby == nil && firstRunFinished && loadErrors.isEmpty }
 
         /// Why the controller is not ready (empty when it is).
         public var notReadyReasons: [String] {
@@ -43,6 +50,7 @@ public final class ControllerState: Sendable {
         state.withLock { snapshot in
             body(&snapshot)
             snapshot.metrics.ready = snapshot.ready
+            snapshot.metrics.leader = snapshot.standby == nil
         }
     }
 }

@@ -33,6 +33,22 @@ actor Engine {
     private(set) var commit: String?
     /// Failed instances waiting for their backoff to end, with when it ends.
     private(set) var backoff: [String: Date] = [:]
+    /// Several controllers share the (PostgreSQL) state: only the leader, holding `leaderStore`'s lease, runs.
+    var elects = false
+    /// The store whose lease the election holds while this controller leads.
+    private(set) var leaderStore: (any StateStoring)?
+
+    /// Starts leading with the store whose lease the election took, and queues a full reconcile.
+    func lead(_ store: any StateStoring) async {
+        leaderStore = store
+        await queue.enqueueFull(reason: "leading")
+    }
+
+    /// Stops leading: runs are skipped until `lead` again.
+    func standBy() { leaderStore = nil }
+
+    /// Makes runs wait for leadership (set once, before the services start).
+    func electLeader() { elects = true }
 
     init(
         workspace: Workspace, registry: DriverRegistry, environment: [String: String], clock: any WallClock,
@@ -148,6 +164,10 @@ actor Engine {
             logger.notice("nothing reconciled: no valid manifests loaded yet")
             return
         }
+        if elects && leaderStore == nil {
+            logger.debug("standby: not reconciling", metadata: ["scope": "\(work.full ? "all" : "some")"])
+            return
+        }
         let workspace = workspace()
         let revision = gitMode ? commit : GitRevision.of(workspace.manifests)
         var options = ReconcileOptions(
@@ -162,8 +182,9 @@ actor Engine {
         logger.info(
             "reconcile started",
             metadata: ["trigger": "\(trigger)", "scope": "\(scope)", "revision": "\(revision ?? "none")"])
-        let reconciler = Reconciler(
+        var reconciler = Reconciler(
             workspace: workspace, registry: registry, environment: environment, clock: clock, logger: reconcilerLogger)
+        reconciler.heldStore = leaderStore
         let started = ContinuousClock.now
         var success = false
         do {

@@ -53,6 +53,9 @@ public struct HTTPSurface: Sendable {
             return .text(200, "ok\n")
         case "/readyz":
             let snapshot = state.snapshot
+            if let standby = snapshot.standby {
+                return .text(503, "standby; leader is \(standby.leader ?? "unknown")\n")
+            }
             if snapshot.ready { return .text(200, "ready\n") }
             return .text(503, "not ready\n" + snapshot.notReadyReasons.joined(separator: "\n") + "\n")
         case "/metrics":

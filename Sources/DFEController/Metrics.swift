@@ -15,6 +15,8 @@ public struct MetricsSnapshot: Sendable, Hashable {
     public var manifestLoadErrors = 0
     public var lastAppliedRevision: String?
     public var ready = false
+    /// Whether this controller leads (holds the state lease); a standby of a high-availability pair does not.
+    public var leader = true
 
     /// Every phase an instance can be in, for stable gauges.
     public static let allPhases = [
@@ -65,6 +67,8 @@ public struct MetricsSnapshot: Sendable, Hashable {
         }
         family("dfe_ready", "gauge", "1 when the first reconcile finished and the last manifest load was valid.")
         lines.append("dfe_ready \(ready ? 1 : 0)")
+        family("dfe_leader", "gauge", "1 when this controller leads (holds the state lease), 0 on standby.")
+        lines.append("dfe_leader \(leader ? 1 : 0)")
         return lines.joined(separator: "\n") + "\n"
     }
 
