@@ -25,7 +25,7 @@ enum MarkdownOutput {
         var facts: [String] = []
         if let revision = report.revision { facts.append("revision <code>\(escape(revision))</code>") }
         let touched = report.plan.instances.filter { section($0, report: report) }.count
-        facts.append("\(touched) instance\(touched == 1 ? "" : "s") with changes")
+        facts.append("\(touched) instance\(touched == 1 ? "" : "s") to review")
         if !report.stale.isEmpty { facts.append("\(report.stale.count) stale (not applied)") }
         head.append(facts.joined(separator: " · "))
         head.append("")
@@ -65,9 +65,10 @@ enum MarkdownOutput {
         }
         if folded > 0 {
             text +=
-                "\n_\(folded) more instance\(folded == 1 ? "" : "s") with changes folded to keep this comment under \(limit) characters; run `dfe plan` for the full plan._\n"
+                "\n_\(folded) more instance\(folded == 1 ? "" : "s") folded to keep this comment under \(limit) characters; run `dfe plan` for the full plan._\n"
         }
         if sections.isEmpty { text += "_No instance changes._\n" }
+        while text.hasSuffix("\n") { text.removeLast() }
         return text
     }
 
@@ -165,7 +166,7 @@ enum MarkdownOutput {
         switch action {
         case .create: "+"
         case .update: "~"
-        case .delete: "−"
+        case .delete: "-"
         case .retain: "!"
         }
     }

@@ -33,6 +33,8 @@ actor Engine {
     private(set) var commit: String?
     /// Failed instances waiting for their backoff to end, with when it ends.
     private(set) var backoff: [String: Date] = [:]
+    /// Drift reported (not repaired) so far, so each change of it is logged once.
+    private(set) var drift = DriftLog()
     /// Several controllers share the (PostgreSQL) state: only the leader, holding `leaderStore`'s lease, runs.
     var elects = false
     /// The store whose lease the election holds while this controller leads.
@@ -199,6 +201,17 @@ actor Engine {
                     ])
             }
             for warning in report.warnings { logger.warning("\(warning)") }
+            let (changedDrift, clearedDrift) = drift.update(with: report.plan)
+            for (name, reports) in changedDrift {
+                logger.warning(
+                    "drift detected (driftPolicy: Report; not repaired)",
+                    metadata: [
+                        "instance": "\(name)",
+                        "resources": "\(reports.map(\.resource.rawValue).joined(separator: ","))",
+                        "detail": "\(reports.map { "\($0.resource.rawValue): \($0.detail)" }.joined(separator: "; "))",
+                    ])
+            }
+            for name in clearedDrift { logger.notice("drift gone", metadata: ["instance": "\(name)"]) }
             success = report.errors.isEmpty
             logger.info(
                 "reconcile finished",

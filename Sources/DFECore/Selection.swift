@@ -92,7 +92,7 @@ public enum PruneRefusal: Error, Sendable, Hashable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .everyInstance(let count):
-            "refusing to prune: no manifest is left, so this would delete all \(count) recorded instance\(count == 1 ? "" : "s"); check that --manifests (or the checkout) is the right one, or run again with --prune-all if every instance is really to go"
+            "refusing to prune: no manifest is left, so this would prune \(count) instance\(count == 1 ? "" : "s"), every recorded one that is not protected; check that --manifests (or the checkout) is the right one, or run again with --prune-all if every instance is really to go"
         case .overLimit(let count, let limit):
             "refusing to prune: this would prune \(count) instances, more than maxPrune: \(limit) in config/dfe.yaml; prune fewer at a time with --only NAME or --selector KEY=VALUE, raise maxPrune, or run again with --prune-all"
         }

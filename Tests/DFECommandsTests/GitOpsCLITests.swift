@@ -108,7 +108,7 @@ import Testing
         for arguments in [["plan", "--prune"], ["reconcile", "--prune"]] {
             let refused = try await DFEBinary.run(arguments, in: ws.root)
             #expect(refused.status == 1)
-            #expect(refused.stderr.contains("would delete all 2 recorded instances"))
+            #expect(refused.stderr.contains("would prune 2 instances, every recorded one that is not protected"))
             #expect(refused.stderr.contains("--prune-all"))
         }
         #expect(ws.exists("var/instances/alpha/instance.json"))

@@ -43,6 +43,28 @@ struct ControllerProcessTests {
         #expect(repaired, "storage not re-created:\n\(controller.output)")
     }
 
+    @Test("drift of a driftPolicy: Report instance is reported once per change, never repaired, phase drifted")
+    func reportedDriftIsLoggedOnceAndNotRepaired() async throws {
+        let workspace = try TemporaryWorkspace(prefix: "dfe-ctl-report")
+        defer { workspace.delete() }
+        try workspace.addInstance("watched", extra: "  driftPolicy: Report")
+        let controller = try RunningController(root: workspace.root, interval: "1s")
+        defer { controller.kill() }
+        let ready = await eventually { await controller.instance("watched")?["phase"] as? String == "ready" }
+        #expect(ready, "never ready:\n\(controller.output)")
+        let storage = workspace.storagePath("watched")
+        try FileManager.default.removeItem(atPath: storage)
+        let drifted = await eventually { await controller.instance("watched")?["phase"] as? String == "drifted" }
+        #expect(drifted, "never drifted:\n\(controller.output)")
+        // Several more resyncs: still not repaired, and reported only once.
+        try await Task.sleep(for: .seconds(3))
+        #expect(!FileManager.default.fileExists(atPath: storage))
+        let reports = controller.output.components(separatedBy: "drift detected").count - 1
+        #expect(reports == 1, "\(controller.output)")
+        let metrics = await controller.get("/metrics")?.body ?? ""
+        #expect(metrics.contains("dfe_instances{phase=\"drifted\"} 1"))
+    }
+
     @Test("a broken manifest keeps the controller running and not ready; fixing it gets applied")
     func brokenManifestIsReportedThenFixed() async throws {
         let workspace = try TemporaryWorkspace(prefix: "dfe-ctl-broken")
@@ -121,13 +143,12 @@ struct ControllerProcessTests {
                 "--git", remote.absoluteString, "--ref", "main", "--path", "deploy/manifests", "--git-interval", "1s",
             ])
         defer { controller.kill() }
-        // The revision is recorded when provisioning starts: wait for the run to finish too.
+        // The revision is recorded when provisioning starts; ready follows once the steps are done.
         let applied = await eventually {
             let instance = await controller.instance("from-git")
             return instance?["revision"] as? String == first && instance?["phase"] as? String == "ready"
         }
         #expect(applied, "first commit not applied:\n\(controller.output)")
-        #expect(await controller.instance("from-git")?["phase"] as? String == "ready")
 
         try Data(TemporaryWorkspace.manifest("second").utf8).write(
             to: clone.appendingPathComponent("deploy/manifests/second.yaml"))

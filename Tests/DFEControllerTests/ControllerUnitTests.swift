@@ -265,3 +265,24 @@ struct HTTPSurfaceTests {
         #expect(environment["LD_PRELOAD"] == nil)
     }
 }
+
+@Suite struct DriftLogTests {
+    func plan(_ name: String, _ drift: [DriftReport]) -> Plan {
+        Plan(instances: [InstancePlan(name: name, disposition: .converge, drift: drift)])
+    }
+
+    @Test("reported drift is logged once per change, and its end once")
+    func driftIsReportedOncePerChange() {
+        var log = DriftLog()
+        let missing = DriftReport(instance: "a", resource: .storage, detail: "missing")
+        #expect(log.update(with: plan("a", [missing])).changed.map(\.0) == ["a"])
+        #expect(log.update(with: plan("a", [missing])).changed.isEmpty)
+        let other = DriftReport(instance: "a", resource: .instance, detail: "metadata edited")
+        #expect(log.update(with: plan("a", [missing, other])).changed.first?.1 == [missing, other])
+        // A run that does not cover the instance keeps what was reported.
+        #expect(log.update(with: plan("b", [])).changed.isEmpty)
+        #expect(log.update(with: plan("a", [missing, other])).changed.isEmpty)
+        #expect(log.update(with: plan("a", [])).cleared == ["a"])
+        #expect(log.update(with: plan("a", [])).cleared.isEmpty)
+    }
+}
