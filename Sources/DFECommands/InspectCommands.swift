@@ -164,6 +164,11 @@ struct StatusCommand: AsyncParsableCommand {
             if name != nil || instance.lastError != nil {
                 if let error = instance.lastError { terminal.out("    last error: \(error)") }
                 if let next = instance.nextAttemptAt { terminal.out("    next attempt: \(next)") }
+                if instance.terminal {
+                    terminal.out(
+                        "    terminal: retrying cannot fix this; not retried until the manifest or config changes or `dfe reconcile` is run by hand"
+                    )
+                }
             }
             if name != nil {
                 if let revision = instance.revision { terminal.out("    revision: \(revision)") }

@@ -59,10 +59,15 @@ struct GitSource: Service {
                 let sha = try await fetch()
                 state.update { $0.sourceError = nil }
                 if sha != seen {
-                    seen = sha
                     logger.info("new commit", metadata: ["revision": "\(sha)", "ref": "\(options.ref)"])
                     let tree = try await checkout(sha)
                     let manifests = tree.appendingPathComponent(options.path).standardizedFileURL
+                    // A symbolic link leaving the repository is never followed: the commit is refused (and
+                    // checked again on every fetch, so the error stays until a commit fixes it).
+                    if let escaping = Git.escapingLinks(manifests, repository: tree).first {
+                        throw Git.LinkEscape(file: escaping)
+                    }
+                    seen = sha
                     if await engine.adoptCommit(sha, manifests: manifests) {
                         if let adopted, adopted != tree { await removeCheckout(adopted) }
                         adopted = tree
@@ -115,7 +120,8 @@ struct GitSource: Service {
     }
 }
 
-/// Runs the git command-line tool: no terminal prompts, stdin from /dev/null, output captured.
+/// Runs the git command-line tool: no terminal prompts, stdin from /dev/null, output captured, a scrubbed
+/// environment and a timeout.
 enum Git {
     struct Failure: Error, CustomStringConvertible {
         var arguments: [String]
@@ -143,10 +149,7 @@ enum Git {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["git"] + arguments
-        var environment = ProcessInfo.processInfo.environment
-        environment["GIT_TERMINAL_PROMPT"] = "0"
-        environment["LC_ALL"] = "C"
-        process.environment = environment
+        process.environment = environment(from: ProcessInfo.processInfo.environment)
         process.standardInput = FileHandle(forReadingAtPath: "/dev/null")
         process.standardOutput = outHandle
         process.standardError = errHandle
@@ -157,17 +160,88 @@ enum Git {
             } catch {
                 process.terminationHandler = nil
                 continuation.resume(throwing: error)
+                return
+            }
+            // A hung fetch (a server that never answers) is killed.
+            let pid = process.processIdentifier
+            DispatchQueue.global().asyncAfter(deadline: .now() + timeout.seconds) {
+                if process.isRunning { kill(pid, SIGKILL) }
             }
         }
         try? outHandle.close()
         try? errHandle.close()
         let output = ((try? String(contentsOf: outURL, encoding: .utf8)) ?? "")
             .trimmingCharacters(in: .whitespacesAndNewlines)
+        if process.terminationReason == .uncaughtSignal, process.terminationStatus == SIGKILL {
+            throw Failure(
+                arguments: arguments, status: process.terminationStatus,
+                output: "timed out after \(DurationText.format(timeout)) and was killed")
+        }
         guard process.terminationStatus == 0 else {
             let error = ((try? String(contentsOf: errURL, encoding: .utf8)) ?? "")
                 .trimmingCharacters(in: .whitespacesAndNewlines)
             throw Failure(arguments: arguments, status: process.terminationStatus, output: error)
         }
         return output
+    }
+
+    /// How long one git command may run.
+    static let timeout: Duration = .seconds(120)
+
+    /// Only what git needs from the environment: never the admin password variables of the service.
+    static func environment(from environment: [String: String]) -> [String: String] {
+        var result = ["GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C", "GIT_CONFIG_NOSYSTEM": "1"]
+        for key in passedThrough { if let value = environment[key] { result[key] = value } }
+        return result
+    }
+
+    /// The variables git may see: its search path and home, locale, askpass and SSH agent, TLS and proxies.
+    static let passedThrough = [
+        "PATH", "HOME", "LANG", "TMPDIR", "XDG_CONFIG_HOME", "GIT_ASKPASS", "SSH_ASKPASS", "SSH_AUTH_SOCK",
+        "GIT_SSH_COMMAND", "GIT_SSL_CAINFO", "SSL_CERT_FILE", "SSL_CERT_DIR", "http_proxy", "https_proxy",
+        "HTTP_PROXY", "HTTPS_PROXY", "no_proxy", "NO_PROXY",
+    ]
+
+    /// A symbolic link in the manifests that points outside the repository.
+    struct LinkEscape: Error, CustomStringConvertible {
+        var file: String
+        var description: String {
+            "\(file) is a symbolic link that leaves the repository; dfe does not follow it (its content is not read): replace it with the file itself"
+        }
+    }
+
+    /// The paths (relative to `repository`) of symbolic links at or below `directory` whose targets lie
+    /// outside `repository`; the directory itself counts too.
+    static func escapingLinks(_ directory: URL, repository: URL) -> [String] {
+        let root = repository.resolvingSymlinksInPath().standardizedFileURL.path
+        func inside(_ url: URL) -> Bool {
+            let path = url.resolvingSymlinksInPath().standardizedFileURL.path
+            return path == root || path.hasPrefix(root + "/")
+        }
+        func relative(_ url: URL) -> String {
+            let path = url.standardizedFileURL.path
+            let base = repository.standardizedFileURL.path + "/"
+            return path.hasPrefix(base) ? String(path.dropFirst(base.count)) : path
+        }
+        // Every component from the repository down to the manifests directory.
+        var escaping: [String] = []
+        var walk = repository.standardizedFileURL
+        for component in relative(directory).split(separator: "/") {
+            walk.appendPathComponent(String(component))
+            if isLink(walk.path), !inside(walk) { return [relative(walk)] }
+        }
+        guard inside(directory),
+            let enumerator = FileManager.default.enumerator(atPath: directory.path)
+        else { return escaping }
+        while let entry = enumerator.nextObject() as? String {
+            let url = directory.appendingPathComponent(entry)
+            if isLink(url.path), !inside(url) { escaping.append(relative(url)) }
+        }
+        return escaping.sorted()
+    }
+
+    static func isLink(_ path: String) -> Bool {
+        var info = stat()
+        return lstat(path, &info) == 0 && info.st_mode & S_IFMT == S_IFLNK
     }
 }

@@ -6,8 +6,11 @@ public enum ObservedStatus: Sendable, Hashable {
     case missing
     /// There but different from what was applied (detail says how).
     case drifted(String)
-    /// Something that is not ours is in the way; never overwritten.
+    /// Something that is not ours is in the way; never overwritten (a terminal failure).
     case conflict(String)
+    /// Could not be looked at right now (an unreachable server, a busy file): the instance fails this run and is
+    /// retried with backoff.
+    case unavailable(String)
 }
 
 /// Lifecycle phase of an instance as shown by `dfe status`.
@@ -150,14 +153,18 @@ public struct RecordedInstance: Sendable, Hashable {
     public var databaseDeletionPolicy: DeletionPolicy
     public var labels: [String: String]
     public var resources: [ResourceKind: RecordedResource]
+    /// The last failure cannot be fixed by retrying (conflict, permission, rejection): the controller does not
+    /// retry it until the spec or config changes or an operator runs `dfe reconcile` by hand.
+    public var terminal: Bool
 
     public init(
         name: String, owner: String, provisioner: String, specHash: String = "", phase: Phase = .pending,
         lastError: String? = nil, attempts: Int = 0, nextAttemptAt: Double? = nil, failedSpecHash: String? = nil,
         revision: String? = nil, protect: Bool = false, storageDeletionPolicy: DeletionPolicy = .retain,
         databaseDeletionPolicy: DeletionPolicy = .retain, labels: [String: String] = [:],
-        resources: [ResourceKind: RecordedResource] = [:]
+        resources: [ResourceKind: RecordedResource] = [:], terminal: Bool = false
     ) {
+        self.terminal = terminal
         self.name = name
         self.owner = owner
         self.provisioner = provisioner
@@ -245,6 +252,8 @@ public struct InstancePlan: Sendable, Hashable {
     public var orphaned: Int
     /// Resources that cannot be applied (conflicts found while observing).
     public var failures: [ResourceKind: String]
+    /// The failures that retrying may fix (resources that could not be observed); all others are terminal.
+    public var transientFailures: Set<ResourceKind> = []
     /// For a suspended instance: how many of its resources differ from what was applied (held back).
     public var held = 0
     /// Drift reported and left alone (`driftPolicy: Report`); such resources count as drifted, not unchanged.
@@ -366,8 +375,14 @@ public enum Planner {
                 plan.failures[kind] = message
                 continue
             }
+            if case .unavailable(let message) = status {
+                plan.failures[kind] = message
+                plan.transientFailures.insert(kind)
+                continue
+            }
             let name = instance.name
-            guard let have = record?.resources[kind] else {
+            // A pending row (empty spec hash) is a create that never finished: create (or adopt) it again.
+            guard let have = record?.resources[kind], !have.specHash.isEmpty else {
                 let reason = status == .missing ? "new" : "adopt"
                 plan.changes.append(ResourceChange(instance: name, resource: kind, action: .create, reason: reason))
                 continue
@@ -385,7 +400,7 @@ public enum Planner {
                 continue
             }
             switch status {
-            case .ok, .conflict:
+            case .ok, .conflict, .unavailable:
                 plan.unchanged += 1
             case .missing where instance.spec.driftPolicy == .report:
                 plan.drift.append(DriftReport(instance: name, resource: kind, detail: "missing"))

@@ -32,6 +32,10 @@ public struct DreamFactoryInstanceProvisioner: InstanceProvisioner {
             root: environment.resolve(options.optional("root") ?? "var/instances").path, domain: domain)
     }
 
+    /// The files this driver writes into `ROOT/NAME` (besides the ownership marker): the only ones its delete
+    /// removes, with their temporary names, before removing the directory if it is then empty.
+    static let writtenFiles = ["instance.json", ".env"]
+
     static let storageKeys = ["path", "privatePath", "ownerPrivatePath", "snapshotPath", "quota"]
     /// Database outputs that belong in the document (drivers may record more for themselves).
     static let databaseKeys: Set<String> = ["driver", "path", "host", "port", "name", "username", "password"]
@@ -201,8 +205,17 @@ public struct DreamFactoryInstanceProvisioner: InstanceProvisioner {
         return (id, secret)
     }
 
+    public var confinedRoots: [String] { [root] }
+
     public func observe(_ context: ResourceContext) async throws -> ObservedStatus {
         let path = metadataPath(context.name)
+        let directory = "\(root)/\(context.name)"
+        switch OwnerMarker.verdict(root: root, components: [context.name], path: directory, context: context) {
+        case .conflict(let message): return .conflict(message)
+        case .absent: return .missing
+        case .oursWithoutMarker: if FileSystem.entry(path) == .file { return .drifted("no ownership marker") }
+        case .ours: break
+        }
         guard FileSystem.entry(path) == .file, let actual = FileManager.default.contents(atPath: path) else {
             return .missing
         }
@@ -252,15 +265,21 @@ public struct DreamFactoryInstanceProvisioner: InstanceProvisioner {
     }
 
     public func apply(_ context: ResourceContext) async throws -> [String: String] {
+        let name = context.name
+        let directory = "\(root)/\(name)"
+        let root = self.root
+        let verdict = OwnerMarker.verdict(root: root, components: [name], path: directory, context: context)
+        if case .conflict(let message) = verdict { throw DriverError.conflict(message) }
         let key = existingAppKey(context) ?? ("dfe_" + FileSystem.randomHex(bytes: 12), FileSystem.randomHex(bytes: 32))
         let laravelKey = existingLaravelKey(context) ?? Self.generateAppKey()
         let document = render(context, appKey: key)
         let env = try renderEnv(context, appKey: laravelKey)
-        let path = metadataPath(context.name)
-        let envPath = envPath(context.name)
-        let directory = "\(root)/\(context.name)"
+        let path = metadataPath(name)
+        let envPath = envPath(name)
         try await offloaded {
             try FileSystem.makeDirectory(directory, mode: 0o750)
+            // The marker first, so a crash right after leaves a directory that is provably ours.
+            if verdict != .ours { try OwnerMarker.write(directory, context) }
             for (data, file) in [(env, envPath), (document, path)] {
                 if FileSystem.entry(file) != .file || FileManager.default.contents(atPath: file) != data
                     || FileSystem.mode(file) != 0o600
@@ -279,12 +298,40 @@ public struct DreamFactoryInstanceProvisioner: InstanceProvisioner {
         ]
     }
 
+    /// Removes only the files this driver wrote (and their temporary names, and the marker), then the directory
+    /// if it is empty; never through a symbolic link, and only when the directory carries our marker.
     public func delete(_ context: ResourceContext) async throws {
-        let directory = "\(root)/\(context.name)"
-        guard FileSystem.isBelow(directory, root: root) else {
-            throw DriverError("refusing to delete \(directory): not below \(root)", retryable: false)
+        let name = context.name
+        let root = self.root
+        let directory = "\(root)/\(name)"
+        guard Confined.isPlainName(name) else {
+            throw DriverError("refusing to delete \(directory)", class: .terminal(.configuration))
         }
-        try await offloaded { try FileSystem.removeTree(directory) }
+        try await offloaded {
+            switch OwnerMarker.verdict(root: root, components: [name], path: directory, context: context) {
+            case .absent: return
+            case .conflict(let message): throw DriverError.conflict("refusing to delete: " + message)
+            case .ours, .oursWithoutMarker: break
+            }
+            guard let fd = try Confined.openDirectory(root: root, components: [name]) else { return }
+            defer { close(fd) }
+            var files: [String] = []
+            for file in Self.writtenFiles + [OwnerMarker.fileName] {
+                files += [file, "." + file + ".dfe-tmp"]
+            }
+            for file in files where Confined.kind(fd, file) != .absent {
+                guard Confined.kind(fd, file) != .directory else { continue }
+                if unlinkat(fd, file, 0) != 0, errno != ENOENT {
+                    throw Confined.failure("remove", directory + "/" + file)
+                }
+            }
+            guard let parent = try Confined.openDirectory(root: root, components: []) else { return }
+            defer { close(parent) }
+            // Anything else in the directory is not ours: it stays, and so does the directory.
+            if unlinkat(parent, name, AT_REMOVEDIR) != 0, errno != ENOENT, errno != ENOTEMPTY, errno != EEXIST {
+                throw Confined.failure("remove directory", directory)
+            }
+        }
     }
 }
 

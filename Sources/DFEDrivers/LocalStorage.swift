@@ -61,6 +61,8 @@ public struct LocalStorageProvisioner: StorageProvisioner {
         return [snapshots, path] + Self.instanceDirectories.map { "\(path)/\($0)" }
     }
 
+    public var confinedRoots: [String] { [root] }
+
     public func observe(_ context: ResourceContext) async throws -> ObservedStatus {
         // A changed owner, root or zone would re-point the instance at a new, empty tree: never silently.
         if let old = context.recorded?.outputs["path"], let new = context.fields["path"], old != new,
@@ -70,13 +72,23 @@ public struct LocalStorageProvisioner: StorageProvisioner {
                 "storage would move from \(old) to \(new) (owner, root or zone changed); dfe does not move customer data: move the directory by hand, then reconcile — or revert the change"
             )
         }
+        if let path = context.fields["path"], let components = Confined.components(of: path, below: root) {
+            switch OwnerMarker.verdict(root: root, components: components, path: path, context: context) {
+            case .conflict(let message): return .conflict(message)
+            case .absent, .ours, .oursWithoutMarker: break
+            }
+        }
         let wanted = directories(context.fields)
         var missing: [String] = []
         for directory in wanted where FileSystem.entry(directory) != .directory {
             missing.append(directory)
         }
-        if missing.isEmpty { return .ok }
-        if missing.count == wanted.count || FileSystem.entry(context.fields["path"] ?? "") != .directory {
+        let path = context.fields["path"] ?? ""
+        if missing.isEmpty {
+            return FileSystem.entry(path + "/" + OwnerMarker.fileName) == .file
+                ? .ok : .drifted("instance tree has no ownership marker")
+        }
+        if missing.count == wanted.count || FileSystem.entry(path) != .directory {
             return .missing
         }
         let names = missing.map { ($0 as NSString).lastPathComponent }
@@ -86,8 +98,17 @@ public struct LocalStorageProvisioner: StorageProvisioner {
     public func apply(_ context: ResourceContext) async throws -> [String: String] {
         let fields = context.fields
         let wanted = directories(fields)
+        let root = self.root
+        guard let path = fields["path"], let components = Confined.components(of: path, below: root) else {
+            throw DriverError("no storage path below \(root)", class: .terminal(.configuration))
+        }
         try await offloaded {
-            for directory in wanted { try FileSystem.makeDirectory(directory, mode: Self.mode) }
+            let verdict = OwnerMarker.verdict(root: root, components: components, path: path, context: context)
+            if case .conflict(let message) = verdict { throw DriverError.conflict(message) }
+            for directory in wanted.prefix(2) { try FileSystem.makeDirectory(directory, mode: Self.mode) }
+            // The marker first, so a crash right after leaves a tree that is provably ours.
+            if verdict != .ours { try OwnerMarker.write(path, context) }
+            for directory in wanted.dropFirst(2) { try FileSystem.makeDirectory(directory, mode: Self.mode) }
         }
         var outputs: [String: String] = ["driver": driverName]
         for key in ["path", "privatePath", "ownerPrivatePath", "snapshotPath", "quota"] {
@@ -96,11 +117,29 @@ public struct LocalStorageProvisioner: StorageProvisioner {
         return outputs
     }
 
+    /// Removes the instance tree `ROOT/ZONE/PARTITION/OWNERHASH/NAME` only: never the root, zone, partition or
+    /// owner directory, never through a symbolic link at any level, and only when it carries our marker.
     public func delete(_ context: ResourceContext) async throws {
         guard let path = context.recorded?.outputs["path"] ?? context.recorded?.fields["path"] else { return }
-        guard FileSystem.isBelow(path, root: root), (path as NSString).lastPathComponent == context.name else {
-            throw DriverError("refusing to delete \(path): not an instance tree below \(root)", retryable: false)
+        let root = self.root
+        guard let components = Confined.components(of: path, below: root), components.count == 4,
+            components[3] == context.name, components[2].hasPrefix(components[1]), components[1].count == 2
+        else {
+            throw DriverError(
+                "refusing to delete \(path): not an instance tree ZONE/PARTITION/OWNERHASH/\(context.name) below \(root)",
+                class: .terminal(.configuration))
         }
-        try await offloaded { try FileSystem.removeTree(path) }
+        try await offloaded {
+            switch OwnerMarker.verdict(root: root, components: components, path: path, context: context) {
+            case .absent: return
+            case .conflict(let message): throw DriverError.conflict("refusing to delete: " + message)
+            case .ours, .oursWithoutMarker: break
+            }
+            guard let parent = try Confined.openDirectory(root: root, components: Array(components.prefix(3))) else {
+                return
+            }
+            defer { close(parent) }
+            try Confined.removeTree(parent, context.name, path: path)
+        }
     }
 }

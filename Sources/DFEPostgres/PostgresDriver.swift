@@ -103,20 +103,24 @@ public struct PostgresDatabaseProvisioner: DatabaseProvisioner, CustomStringConv
     /// Checks that the database and role exist, the database is owned by the role and closed to PUBLIC.
     public func observe(_ context: ResourceContext) async throws -> ObservedStatus {
         let names = names(preferringRecorded: context.fields.values.isEmpty, context)
-        return try await offloaded { try self.observeBlocking(names) }
+        return try await offloaded { try self.observeBlocking(names, context) }
     }
 
     /// Creates or repairs the role (resetting its password to the recorded one) and its database.
     public func apply(_ context: ResourceContext) async throws -> [String: String] {
         let names = names(preferringRecorded: context.fields.values.isEmpty, context)
-        let recordedPassword = context.recorded?.outputs["password"]
-        return try await offloaded { try self.applyBlocking(names, recordedPassword: recordedPassword) }
+        return try await offloaded { try self.applyBlocking(names, context) }
     }
 
     /// Drops the database (ending its sessions) and the role; absent is success.
     public func delete(_ context: ResourceContext) async throws {
         let names = names(preferringRecorded: true, context)
-        try await offloaded { try self.deleteBlocking(names) }
+        try await offloaded { try self.deleteBlocking(names, context) }
+    }
+
+    /// The database and role an instance gets on this server (one name for both).
+    public func serverObjects(for spec: InstanceSpec) -> [ServerObject] {
+        [ServerObject(server: "postgres \(address)", kind: "database and role", name: objectName(for: spec.name))]
     }
 
     /// PostgreSQL names are at most 63 bytes: a long instance name plus the prefix may not fit.
@@ -168,8 +172,9 @@ public struct PostgresDatabaseProvisioner: DatabaseProvisioner, CustomStringConv
         do {
             return try body()
         } catch {
-            let permanent = error.sqlState == "42501"  // insufficient_privilege: retrying will not help
-            throw DriverError("postgres at \(address): \(what) failed: \(error.message)", retryable: !permanent)
+            // insufficient_privilege: retrying will not help; other server errors may pass.
+            let errorClass: DriverErrorClass = error.sqlState == "42501" ? .terminal(.permission) : .retryable
+            throw DriverError("postgres at \(address): \(what) failed: \(error.message)", class: errorClass)
         }
     }
 
@@ -184,15 +189,20 @@ public struct PostgresDatabaseProvisioner: DatabaseProvisioner, CustomStringConv
     private func inspect(_ connection: PGConnection, _ names: ObjectNames) throws(DriverError) -> Inspection {
         let database = try step("looking up database \(names.database)") { () throws(PGFailure) in
             try connection.query(
-                "SELECT pg_catalog.pg_get_userbyid(datdba) FROM pg_catalog.pg_database WHERE datname = $1",
+                "SELECT pg_catalog.pg_get_userbyid(datdba), pg_catalog.shobj_description(oid, 'pg_database') "
+                    + "FROM pg_catalog.pg_database WHERE datname = $1",
                 [names.database])
         }
         let role = try step("looking up role \(names.role)") { () throws(PGFailure) in
-            try connection.query("SELECT rolcanlogin FROM pg_catalog.pg_roles WHERE rolname = $1", [names.role])
+            try connection.query(
+                "SELECT rolcanlogin, pg_catalog.shobj_description(oid, 'pg_authid') FROM pg_catalog.pg_roles "
+                    + "WHERE rolname = $1",
+                [names.role])
         }
         var inspection = Inspection(
             databaseExists: !database.isEmpty, owner: database.first?.first ?? nil,
-            roleExists: !role.isEmpty, roleCanLogin: (role.first?.first ?? nil) == "t", publicCanConnect: false)
+            roleExists: !role.isEmpty, roleCanLogin: (role.first?.first ?? nil) == "t", publicCanConnect: false,
+            databaseComment: database.first?.last ?? nil, roleComment: role.first?.last ?? nil)
         if inspection.databaseExists {
             let open = try step("checking PUBLIC access to database \(names.database)") { () throws(PGFailure) in
                 try connection.query(
@@ -207,12 +217,93 @@ public struct PostgresDatabaseProvisioner: DatabaseProvisioner, CustomStringConv
         "database \(names.database) exists and is owned by \(owner), not \(names.role); refusing to take it over"
     }
 
-    func observeBlocking(_ names: ObjectNames) throws -> ObservedStatus {
+    /// Whether the role and database found may be used for `context`.
+    enum Verdict: Equatable {
+        /// Ours (or absent); `stamp` when a record must be (re)written: made by this state before it carried
+        /// records, or between the create and its comment by a killed run.
+        case ours(stamp: Bool)
+        case conflict(String)
+    }
+
+    /// Judges the role and database by their `COMMENT ON` ownership records.
+    func verdict(_ found: Inspection, _ names: ObjectNames, _ context: ResourceContext) -> Verdict {
+        var stamp = false
+        var roleIsOurs = false
+        if found.roleExists {
+            let object = "role \(names.role) on postgres \(address)"
+            if let record = OwnershipRecord.decode(found.roleComment) {
+                switch OwnershipRecord.verdict(found: record, for: context, object: object) {
+                case .ours: roleIsOurs = true
+                case .restamp: (roleIsOurs, stamp) = (true, true)
+                case .conflict(let message): return .conflict(message)
+                }
+            } else if context.recorded?.outputs["password"] != nil {
+                // Made and recorded by this state with a dfe from before ownership records. (A create never
+                // leaves a role without its record: both are one transaction.)
+                (roleIsOurs, stamp) = (true, true)
+            } else {
+                return .conflict(
+                    OwnershipRecord.verdict(found: nil, for: context, object: object).conflictMessage ?? object)
+            }
+        }
+        if found.databaseExists {
+            if let owner = found.owner, owner != names.role { return .conflict(conflictMessage(names, owner: owner)) }
+            let object = "database \(names.database) on postgres \(address)"
+            if let record = OwnershipRecord.decode(found.databaseComment) {
+                switch OwnershipRecord.verdict(found: record, for: context, object: object) {
+                case .ours: break
+                case .restamp: stamp = true
+                case .conflict(let message): return .conflict(message)
+                }
+            } else if roleIsOurs || context.recorded?.outputs["password"] != nil {
+                // Owned by our role: made by us, killed before its comment (or by a dfe before records).
+                stamp = true
+            } else {
+                return .conflict(
+                    OwnershipRecord.verdict(found: nil, for: context, object: object).conflictMessage ?? object)
+            }
+        }
+        return .ours(stamp: stamp)
+    }
+
+    /// The SHA-256 of the role's stored SCRAM verifier, or nil when the admin may not read `pg_authid`.
+    private func verifierDigest(_ connection: PGConnection, role: String) -> String?? {
+        do {
+            let rows = try connection.query("SELECT rolpassword FROM pg_catalog.pg_authid WHERE rolname = $1", [role])
+            return .some((rows.first?.first ?? nil).map { SHA256.hex($0) })
+        } catch {
+            return nil  // insufficient_privilege: not a superuser
+        }
+    }
+
+    /// Whether the recorded password still logs the role in: compares the stored verifier's digest with the
+    /// recorded one when the admin may read `pg_authid` (no login), else tries a login. nil: cannot tell.
+    func passwordHolds(
+        _ connection: PGConnection, _ names: ObjectNames, password: String, recordedDigest: String?
+    ) -> Bool? {
+        if let recordedDigest, let digest = verifierDigest(connection, role: names.role) {
+            return digest == recordedDigest
+        }
+        var parameters = server
+        parameters.user = names.role
+        parameters.database = names.database
+        parameters.password = Secret(password)
+        do {
+            _ = try PGConnection.connect(parameters)
+            return true
+        } catch {
+            return error.message.contains("password authentication failed") ? false : nil
+        }
+    }
+
+    func observeBlocking(_ names: ObjectNames, _ context: ResourceContext) throws -> ObservedStatus {
         try validate(names)
         let connection = try connect()
         let found = try inspect(connection, names)
-        if found.databaseExists, let owner = found.owner, owner != names.role {
-            return .conflict(conflictMessage(names, owner: owner))
+        let stamp: Bool
+        switch verdict(found, names, context) {
+        case .conflict(let message): return .conflict(message)
+        case .ours(let needed): stamp = needed
         }
         switch (found.databaseExists, found.roleExists) {
         case (false, false): return .missing
@@ -222,44 +313,76 @@ public struct PostgresDatabaseProvisioner: DatabaseProvisioner, CustomStringConv
         }
         if !found.roleCanLogin { return .drifted("role \(names.role) cannot log in") }
         if found.publicCanConnect { return .drifted("database \(names.database) is open to PUBLIC") }
+        if stamp { return .drifted("ownership record (COMMENT ON) of \(names.role) missing or outdated") }
+        if let password = context.recorded?.outputs["password"],
+            passwordHolds(
+                connection, names, password: password, recordedDigest: context.recorded?.outputs["verifierDigest"])
+                == false
+        {
+            return .drifted("password of role \(names.role) was changed")
+        }
         return .ok
     }
 
-    func applyBlocking(_ names: ObjectNames, recordedPassword: String?) throws -> [String: String] {
+    func applyBlocking(_ names: ObjectNames, _ context: ResourceContext) throws -> [String: String] {
         try validate(names)
+        let connection = try connect()
+        guard let record = context.ownershipRecord else {
+            throw DriverError("no state id: cannot record who owns \(names.role)", class: .terminal(.configuration))
+        }
+        let recordedPassword = context.recorded?.outputs["password"]
         let password: String
         if let recordedPassword, SQL.isSafePassword(recordedPassword) {
             password = recordedPassword
         } else {
             password = SQL.generatePassword()
         }
-        let connection = try connect()
         var found = try inspect(connection, names)
-        if found.databaseExists, let owner = found.owner, owner != names.role {
-            throw DriverError(conflictMessage(names, owner: owner), retryable: false)
-        }
+        if case .conflict(let message) = verdict(found, names, context) { throw DriverError.conflict(message) }
+        let comment = SQL.literal(record.encoded)
 
         let role = SQL.identifier(names.role)
-        let verifier = try step("hashing the password of role \(names.role)") { () throws(PGFailure) in
-            try connection.encryptedPassword(password, role: names.role)
-        }
-        let alter = "ALTER ROLE \(role) LOGIN PASSWORD \(SQL.literal(verifier))"
+        var digest = context.recorded?.outputs["verifierDigest"]
         if found.roleExists {
-            try step("setting the password of role \(names.role)") { () throws(PGFailure) in
-                try connection.execute(alter)
+            // Only re-set a password that no longer holds: an unchanged verifier keeps the outputs stable.
+            let holds =
+                password == recordedPassword
+                ? passwordHolds(connection, names, password: password, recordedDigest: digest) : false
+            if holds != true || !found.roleCanLogin {
+                let verifier = try step("hashing the password of role \(names.role)") { () throws(PGFailure) in
+                    try connection.encryptedPassword(password, role: names.role)
+                }
+                try step("setting the password of role \(names.role)") { () throws(PGFailure) in
+                    try connection.execute("ALTER ROLE \(role) LOGIN PASSWORD \(SQL.literal(verifier))")
+                }
+                digest = SHA256.hex(verifier)
+            }
+            if OwnershipRecord.decode(found.roleComment) != record {
+                try step("recording the owner of role \(names.role)") { () throws(PGFailure) in
+                    try connection.execute("COMMENT ON ROLE \(role) IS \(comment)")
+                }
             }
         } else {
+            let verifier = try step("hashing the password of role \(names.role)") { () throws(PGFailure) in
+                try connection.encryptedPassword(password, role: names.role)
+            }
+            // The role and its ownership record in one transaction: never a role of ours without the record.
             do {
-                try connection.execute("CREATE ROLE \(role) LOGIN PASSWORD \(SQL.literal(verifier))")
-            } catch  where error.sqlState == "42710" {  // duplicate_object: created concurrently
-                try step("setting the password of role \(names.role)") { () throws(PGFailure) in
-                    try connection.execute(alter)
-                }
+                try connection.execute(
+                    "BEGIN; CREATE ROLE \(role) LOGIN PASSWORD \(SQL.literal(verifier)); COMMENT ON ROLE \(role) IS \(comment); COMMIT"
+                )
             } catch {
+                try? connection.execute("ROLLBACK")
+                if error.sqlState == "42710" {  // duplicate_object: made concurrently by someone else
+                    throw DriverError.conflict(
+                        "role \(names.role) on postgres \(address) was created by someone else meanwhile; refusing to take it over"
+                    )
+                }
                 throw DriverError(
                     "postgres at \(address): creating role \(names.role) failed: \(error.message)",
-                    retryable: error.sqlState != "42501")
+                    class: error.sqlState == "42501" ? .terminal(.permission) : .retryable)
             }
+            digest = SHA256.hex(verifier)
         }
 
         let database = SQL.identifier(names.database)
@@ -278,13 +401,18 @@ public struct PostgresDatabaseProvisioner: DatabaseProvisioner, CustomStringConv
                 try connection.execute("CREATE DATABASE \(database) OWNER \(role)")
             } catch  where error.sqlState == "42P04" {  // duplicate_database: created concurrently
                 found = try inspect(connection, names)
-                if let owner = found.owner, owner != names.role {
-                    throw DriverError(conflictMessage(names, owner: owner), retryable: false)
+                if case .conflict(let message) = verdict(found, names, context) {
+                    throw DriverError.conflict(message)
                 }
             } catch {
                 throw DriverError(
                     "postgres at \(address): creating database \(names.database) failed: \(error.message)",
-                    retryable: error.sqlState != "42501")
+                    class: error.sqlState == "42501" ? .terminal(.permission) : .retryable)
+            }
+        }
+        if OwnershipRecord.decode(found.databaseComment) != record || !found.databaseExists {
+            try step("recording the owner of database \(names.database)") { () throws(PGFailure) in
+                try connection.execute("COMMENT ON DATABASE \(database) IS \(comment)")
             }
         }
         try step("revoking CONNECT on database \(names.database) from PUBLIC") { () throws(PGFailure) in
@@ -293,7 +421,7 @@ public struct PostgresDatabaseProvisioner: DatabaseProvisioner, CustomStringConv
         try step("granting CONNECT on database \(names.database) to \(names.role)") { () throws(PGFailure) in
             try connection.execute("GRANT CONNECT ON DATABASE \(database) TO \(role)")
         }
-        return [
+        var outputs = [
             "driver": "postgres",
             "host": server.host,
             "port": String(server.port),
@@ -301,18 +429,18 @@ public struct PostgresDatabaseProvisioner: DatabaseProvisioner, CustomStringConv
             "username": names.role,
             "password": password,
         ]
+        outputs["verifierDigest"] = digest
+        return outputs
     }
 
-    func deleteBlocking(_ names: ObjectNames) throws {
+    func deleteBlocking(_ names: ObjectNames, _ context: ResourceContext) throws {
         try validate(names)
         let connection = try connect()
         let found = try inspect(connection, names)
+        if case .conflict(let message) = verdict(found, names, context) {
+            throw DriverError.conflict("refusing to drop: " + message)
+        }
         if found.databaseExists {
-            if let owner = found.owner, owner != names.role {
-                throw DriverError(
-                    "database \(names.database) is owned by \(owner), not \(names.role); refusing to drop it",
-                    retryable: false)
-            }
             let database = SQL.identifier(names.database)
             try step("disconnecting sessions of database \(names.database)") { () throws(PGFailure) in
                 try connection.query(
@@ -425,4 +553,8 @@ struct Inspection {
     var roleExists: Bool
     var roleCanLogin: Bool
     var publicCanConnect: Bool
+    /// The `COMMENT ON DATABASE` text (an ownership record when dfe made it).
+    var databaseComment: String?
+    /// The `COMMENT ON ROLE` text.
+    var roleComment: String?
 }

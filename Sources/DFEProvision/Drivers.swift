@@ -16,10 +16,13 @@ public struct ResourceContext: Sendable {
     public var recorded: RecordedResource?
     /// Outputs of the resources this one depends on (the instance depends on storage and database).
     public var dependencies: [ResourceKind: [String: String]]
+    /// The id of the state this run works for (nil in a dry run before any state exists): every object a
+    /// driver creates carries it in its ownership record, and an object carrying another id is not ours.
+    public var stateID: String?
 
     public init(
         name: String, owner: String, spec: InstanceSpec?, host: HostConfig, fields: FieldSet,
-        recorded: RecordedResource?, dependencies: [ResourceKind: [String: String]] = [:]
+        recorded: RecordedResource?, dependencies: [ResourceKind: [String: String]] = [:], stateID: String? = nil
     ) {
         self.name = name
         self.owner = owner
@@ -28,6 +31,38 @@ public struct ResourceContext: Sendable {
         self.fields = fields
         self.recorded = recorded
         self.dependencies = dependencies
+        self.stateID = stateID
+    }
+
+    /// The ownership record an object made for this resource carries (nil without a state id).
+    public var ownershipRecord: OwnershipRecord? {
+        stateID.map { OwnershipRecord(instance: name, owner: owner, stateID: $0) }
+    }
+}
+
+/// Why retrying cannot fix a failure.
+public enum TerminalReason: String, Sendable, Hashable, CaseIterable, Codable {
+    /// Something that is not ours is in the way (an object without our ownership record).
+    case conflict
+    /// dfe lacks a privilege (file permissions, a missing server privilege).
+    case permission
+    /// The server refused the request as invalid (bad name, unsupported value).
+    case rejected
+    /// The configuration cannot work (a host or driver no longer configured, a refused path).
+    case configuration
+}
+
+/// Whether a driver failure may go away by itself (retry with backoff) or needs a person (terminal).
+public enum DriverErrorClass: Sendable, Hashable {
+    /// Retrying later can help: an unreachable server, a busy file.
+    case retryable
+    /// Retrying cannot help until the spec or config changes or an operator retries by hand.
+    case terminal(TerminalReason)
+
+    /// The terminal reason, or nil when retryable.
+    public var terminalReason: TerminalReason? {
+        if case .terminal(let reason) = self { return reason }
+        return nil
     }
 }
 
@@ -35,12 +70,24 @@ public struct ResourceContext: Sendable {
 public struct DriverError: Error, Sendable, CustomStringConvertible, Equatable {
     public var message: String
     /// Whether retrying later can help (unreachable server) or not (conflict).
-    public var retryable: Bool
+    public var errorClass: DriverErrorClass
 
-    public init(_ message: String, retryable: Bool = true) {
+    /// A failure of the given class (retryable unless said otherwise).
+    public init(_ message: String, class errorClass: DriverErrorClass = .retryable) {
         self.message = message
-        self.retryable = retryable
+        self.errorClass = errorClass
     }
+
+    /// A failure that is retryable or else terminal because the request was rejected (prefer `class:`).
+    public init(_ message: String, retryable: Bool) {
+        self.init(message, class: retryable ? .retryable : .terminal(.rejected))
+    }
+
+    /// A conflict: an object at our name that is not ours.
+    public static func conflict(_ message: String) -> DriverError { DriverError(message, class: .terminal(.conflict)) }
+
+    /// Whether retrying later can help.
+    public var retryable: Bool { errorClass == .retryable }
 
     public var description: String { message }
 }
@@ -66,11 +113,40 @@ public protocol SubProvisioner: Sendable {
 
     /// Problems this driver has with a spec, reported by `dfe validate` before anything runs.
     func problems(for spec: InstanceSpec) -> [String]
+
+    /// The directories this driver keeps instances' data below, for root validation.
+    var confinedRoots: [String] { get }
+
+    /// The objects a spec gets on a server that other hosts or workspaces may share, for collision validation.
+    func serverObjects(for spec: InstanceSpec) -> [ServerObject]
 }
 
 extension SubProvisioner {
     /// Problems this driver has with a spec that validation must report (default: none).
     public func problems(for spec: InstanceSpec) -> [String] { [] }
+
+    /// The directories this driver keeps instances' data below (default: none); validation refuses `/`, roots
+    /// shared between drivers or nested in one another, and roots holding the state, manifests or config.
+    public var confinedRoots: [String] { [] }
+
+    /// The objects a spec gets on a server other workspaces' hosts may share (default: none); validation refuses
+    /// two instances that would get the same one.
+    public func serverObjects(for spec: InstanceSpec) -> [ServerObject] { [] }
+}
+
+/// One object an instance gets on a shared server, such as a PostgreSQL role and database.
+public struct ServerObject: Sendable, Hashable {
+    /// Where the server is, e.g. `postgres 127.0.0.1:5432`.
+    public var server: String
+    /// What the object is, e.g. `database and role`.
+    public var kind: String
+    public var name: String
+
+    public init(server: String, kind: String, name: String) {
+        self.server = server
+        self.kind = kind
+        self.name = name
+    }
 }
 
 /// Provisions an instance's file storage.

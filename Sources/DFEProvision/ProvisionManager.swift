@@ -1,4 +1,5 @@
 public import DFECore
+import Foundation
 
 /// A host resolved into its three live sub-provisioners.
 public struct ResolvedHost: Sendable {
@@ -77,14 +78,108 @@ public struct ProvisionManager: Sendable {
         return DesiredInstance(spec: spec, resources: resources)
     }
 
-    /// Problems the host's drivers have with specs, located at each manifest.
+    /// Problems the host's drivers have with specs, located at each manifest, and instances that would share a
+    /// server object.
     public func problems(_ specs: [InstanceSpec]) -> [Diagnostic] {
-        specs.flatMap { spec -> [Diagnostic] in
+        let own = specs.flatMap { spec -> [Diagnostic] in
             guard let host = hosts[spec.provisioner] else { return [] }
             return ResourceKind.allCases.flatMap { kind in
                 host.provisioner(kind).problems(for: spec).map { Diagnostic($0, at: spec.source) }
             }
         }
+        return own + collisions(specs)
+    }
+
+    /// Two instances (on any hosts) that would get the same object on the same server: located at the later
+    /// manifest, naming both.
+    public func collisions(_ specs: [InstanceSpec]) -> [Diagnostic] {
+        var first: [ServerObject: InstanceSpec] = [:]
+        var diagnostics: [Diagnostic] = []
+        for spec in specs.sorted(by: {
+            ($0.source.path, $0.source.line, $0.name) < ($1.source.path, $1.source.line, $1.name)
+        }) {
+            guard let host = hosts[spec.provisioner] else { continue }
+            for kind in ResourceKind.allCases {
+                for object in Set(host.provisioner(kind).serverObjects(for: spec)) {
+                    if let earlier = first[object], earlier.name != spec.name {
+                        diagnostics.append(
+                            Diagnostic(
+                                "instances '\(earlier.name)' (\(earlier.source), host '\(earlier.provisioner)') and '\(spec.name)' (host '\(spec.provisioner)') would both get \(object.kind) '\(object.name)' on \(object.server); rename one of them or give their hosts different prefixes",
+                                at: spec.source))
+                    } else if first[object] == nil {
+                        first[object] = spec
+                    }
+                }
+            }
+        }
+        return diagnostics
+    }
+
+    /// Driver roots that could make a delete reach what is not an instance's: `/`, empty, shared between
+    /// different drivers, nested in one another, or holding one of `protected` (the state, manifests, config).
+    public func rootProblems(protected: [(path: String, what: String)]) -> [Diagnostic] {
+        struct Entry {
+            var host: String
+            var kind: ResourceKind
+            var driver: String
+            var path: String
+            var location: SourceLocation
+            var label: String { "\(kind.rawValue) root \(path) of host '\(host)'" }
+        }
+        var entries: [Entry] = []
+        var diagnostics: [Diagnostic] = []
+        for (name, host) in hosts.sorted(by: { $0.key < $1.key }) {
+            for kind in ResourceKind.allCases {
+                let reference = host.config.provides[kind]
+                let option = reference?.options["root"]
+                let location = option?.location ?? reference?.location ?? host.config.location
+                if let option, option.text.trimmingCharacters(in: .whitespaces).isEmpty {
+                    diagnostics.append(
+                        Diagnostic(
+                            "\(kind.rawValue) root of host '\(name)' is empty; name a directory of its own, such as var/\(kind.rawValue)",
+                            at: location))
+                    continue
+                }
+                for root in host.provisioner(kind).confinedRoots {
+                    let path = URL(fileURLWithPath: root).standardizedFileURL.path
+                    entries.append(
+                        Entry(
+                            host: name, kind: kind, driver: host.provisioner(kind).driverName, path: path,
+                            location: location))
+                }
+            }
+        }
+        func inside(_ path: String, _ root: String) -> Bool {
+            root == "/" || path == root || path.hasPrefix(root + "/")
+        }
+        for (index, entry) in entries.enumerated() {
+            if entry.path == "/" {
+                diagnostics.append(
+                    Diagnostic(
+                        "\(entry.label) is the file system root; name a directory of its own", at: entry.location))
+                continue
+            }
+            for (path, what) in protected where inside(URL(fileURLWithPath: path).standardizedFileURL.path, entry.path)
+            {
+                diagnostics.append(
+                    Diagnostic(
+                        "\(entry.label) contains the \(what) (\(path)); a driver root must hold nothing but instances' data",
+                        at: entry.location))
+            }
+            for other in entries[..<index] where other.path != "/" {
+                let same = other.path == entry.path
+                if same && other.kind == entry.kind && other.driver == entry.driver { continue }
+                if same || inside(entry.path, other.path) || inside(other.path, entry.path) {
+                    let relation =
+                        same ? "is the same directory as" : inside(entry.path, other.path) ? "lies inside" : "contains"
+                    diagnostics.append(
+                        Diagnostic(
+                            "\(entry.label) \(relation) \(other.label) (\(other.location)); driver roots must be separate directories",
+                            at: entry.location))
+                }
+            }
+        }
+        return diagnostics
     }
 
     /// The sub-provisioner for a resource recorded under `host`/`driver`, if still configured that way.

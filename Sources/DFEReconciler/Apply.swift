@@ -21,7 +21,8 @@ extension Reconciler {
         var warnings: [String] = []
         // Planned and checked before anything is written: a refused prune or selection changes nothing.
         var recorded = try await store.instances(withFields: false)
-        var (plan, desired, planWarnings) = try await self.plan(inputs: inputs, recorded: recorded, options: options)
+        var (plan, desired, planWarnings) = try await self.plan(
+            inputs: inputs, recorded: recorded, options: options, stateID: store.stateID)
         var stale: [StaleInstance] = []
         if let binding = options.binding {
             (plan, stale) = Self.bind(plan, to: binding, desired: desired, recorded: recorded)
@@ -131,7 +132,8 @@ extension Reconciler {
         var row = baseRow(desired, record: record, revision: options.revision)
         if let (kind, message) = plan.failures.sorted(by: { $0.key < $1.key }).first {
             return failed(
-                &row, record: record, desired: desired, backoff: backoff, now: now, kind: kind, message: message)
+                &row, record: record, desired: desired, backoff: backoff, now: now, kind: kind, message: message,
+                terminal: !plan.transientFailures.contains(kind))
         }
         let settled: Phase = plan.drift.isEmpty ? .ready : .drifted
         guard plan.hasChanges else {
@@ -140,6 +142,7 @@ extension Reconciler {
             row.attempts = 0
             row.nextAttemptAt = nil
             row.failedSpecHash = nil
+            row.terminal = false
             if row != record { outcome.bookkeeping = row }
             return outcome
         }
@@ -159,8 +162,16 @@ extension Reconciler {
             index += 1
             guard let want = desired.resources[change.resource] else { continue }
             let context = Self.context(
-                instance: desired, kind: change.resource, want: want, host: host, record: record, outputs: outputs)
-            let result = await step(change, store: store, runID: runID, observer: observer) {
+                instance: desired, kind: change.resource, want: want, host: host, record: record, outputs: outputs,
+                stateID: store.stateID)
+            // A create is remembered before it runs, so a crash midway leaks nothing (see `recordIntent`).
+            let pending =
+                change.action == .create
+                ? RecordedResource(
+                    kind: change.resource, host: want.host, driver: want.driver, specHash: "", fields: want.fields,
+                    outputs: [:])
+                : nil
+            let result = await step(change, pending: pending, store: store, runID: runID, observer: observer) {
                 let produced = try await host.provisioner(change.resource).apply(context)
                 return .recorded(
                     RecordedResource(
@@ -173,16 +184,16 @@ extension Reconciler {
                 outcome.applied.append(change)
                 if index == changes.count, change.resource != .instance, record?.resources[.instance] != nil,
                     let dependent = await dependentUpdate(
-                        desired: desired, host: host, record: record, outputs: outputs)
+                        desired: desired, host: host, record: record, outputs: outputs, stateID: store.stateID)
                 {
                     changes.append(dependent)
                 }
             case .success(.forgotten):
                 outcome.applied.append(change)
-            case .failure(let message):
+            case .failure(let message, let terminal):
                 var failedOutcome = failed(
                     &row, record: record, desired: desired, backoff: backoff, now: clock.now(), kind: change.resource,
-                    message: message)
+                    message: message, terminal: terminal)
                 failedOutcome.applied = outcome.applied
                 return failedOutcome
             }
@@ -192,6 +203,7 @@ extension Reconciler {
         row.attempts = 0
         row.nextAttemptAt = nil
         row.failedSpecHash = nil
+        row.terminal = false
         outcome.bookkeeping = row
         return outcome
     }
@@ -199,11 +211,12 @@ extension Reconciler {
     /// An update of the instance resource when the storage or database it was rendered from changed in this run.
     func dependentUpdate(
         desired: DesiredInstance, host: ResolvedHost, record: RecordedInstance?,
-        outputs: [ResourceKind: [String: String]]
+        outputs: [ResourceKind: [String: String]], stateID: String
     ) async -> ResourceChange? {
         guard let want = desired.resources[.instance] else { return nil }
         let context = Self.context(
-            instance: desired, kind: .instance, want: want, host: host, record: record, outputs: outputs)
+            instance: desired, kind: .instance, want: want, host: host, record: record, outputs: outputs,
+            stateID: stateID)
         guard let status = try? await host.provisioner(.instance).observe(context), status != .ok else { return nil }
         return ResourceChange(
             instance: desired.name, resource: .instance, action: .update, reason: "dependency",
@@ -219,7 +232,7 @@ extension Reconciler {
             nextAttemptAt: record?.nextAttemptAt, failedSpecHash: record?.failedSpecHash,
             revision: revision ?? record?.revision, protect: spec.protect,
             storageDeletionPolicy: spec.storageDeletionPolicy, databaseDeletionPolicy: spec.databaseDeletionPolicy,
-            labels: spec.labels)
+            labels: spec.labels, terminal: record?.terminal ?? false)
         row.resources = record?.resources ?? [:]
         return row
     }
@@ -227,20 +240,24 @@ extension Reconciler {
     /// Records a failure with capped exponential backoff; a changed manifest restarts the count.
     func failed(
         _ row: inout RecordedInstance, record: RecordedInstance?, desired: DesiredInstance, backoff: Backoff, now: Date,
-        kind: ResourceKind, message: String
+        kind: ResourceKind, message: String, terminal: Bool
     ) -> InstanceOutcome {
         let previous = record?.failedSpecHash == desired.specHash ? (record?.attempts ?? 0) : 0
         row.attempts = previous + 1
         row.phase = .failed
         row.lastError = "\(kind.rawValue): \(message)"
         row.failedSpecHash = desired.specHash
+        row.terminal = terminal
+        // A terminal failure is not retried by time: only a changed spec or config, or a run by hand.
         row.nextAttemptAt =
-            now.addingTimeInterval(backoff.delay(afterAttempts: row.attempts).seconds).timeIntervalSince1970
+            terminal
+            ? nil
+            : now.addingTimeInterval(backoff.delay(afterAttempts: row.attempts).seconds).timeIntervalSince1970
         logger.error(
             "instance failed",
             metadata: [
                 "instance": "\(row.name)", "resource": "\(kind.rawValue)", "error": "\(message)",
-                "attempts": "\(row.attempts)",
+                "attempts": "\(row.attempts)", "terminal": "\(terminal)",
             ])
         var outcome = InstanceOutcome()
         outcome.error = InstanceError(instance: row.name, resource: kind, message: message)
@@ -267,21 +284,22 @@ extension Reconciler {
                     guard let provisioner, let hostConfig else {
                         throw DriverError(
                             "host '\(resource.host)' with \(change.resource.rawValue) driver '\(resource.driver)' is no longer configured; restore it to delete this resource",
-                            retryable: false)
+                            class: .terminal(.configuration))
                     }
                     let context = ResourceContext(
                         name: record.name, owner: record.owner, spec: nil, host: hostConfig, fields: resource.fields,
-                        recorded: resource)
+                        recorded: resource, stateID: store.stateID)
                     try await provisioner.delete(context)
                 }
                 return .forgotten(change.resource)
             }
-            if case .failure(let message) = result {
+            if case .failure(let message, let terminal) = result {
                 row.phase = .failed
                 row.lastError = "\(change.resource.rawValue): \(message)"
                 row.attempts += 1
+                row.terminal = terminal
                 let delay = backoff.delay(afterAttempts: row.attempts).seconds
-                row.nextAttemptAt = clock.now().addingTimeInterval(delay).timeIntervalSince1970
+                row.nextAttemptAt = terminal ? nil : clock.now().addingTimeInterval(delay).timeIntervalSince1970
                 outcome.bookkeeping = row
                 outcome.error = InstanceError(instance: record.name, resource: change.resource, message: message)
                 return outcome
@@ -298,23 +316,24 @@ extension Reconciler {
 
     enum StepResult {
         case success(StateOutcome)
-        case failure(String)
+        /// The message, and whether retrying cannot fix it (a terminal driver error).
+        case failure(String, terminal: Bool)
     }
 
     /// Journals intent, runs the driver action, journals the outcome with the state change in one transaction.
     func step(
-        _ change: ResourceChange, store: any StateStoring, runID: Int64, observer: ReconcileObserver?,
-        _ action: () async throws -> StateOutcome
+        _ change: ResourceChange, pending: RecordedResource? = nil, store: any StateStoring, runID: Int64,
+        observer: ReconcileObserver?, _ action: () async throws -> StateOutcome
     ) async -> StepResult {
         let started = ContinuousClock.now
         observer?(.stepStarted(change))
         let journalID: Int64
         do {
-            journalID = try await store.recordIntent(run: runID, change: change, at: clock.now())
+            journalID = try await store.recordIntent(run: runID, change: change, pending: pending, at: clock.now())
         } catch {
             let message = "state: \(error)"
             observer?(.stepFinished(change, duration: ContinuousClock.now - started, error: message))
-            return .failure(message)
+            return .failure(message, terminal: false)
         }
         do {
             let outcome = try await action()
@@ -325,13 +344,18 @@ extension Reconciler {
             return .success(outcome)
         } catch {
             let message = "\(error)"
-            try? await store.recordFailure(journalID, error: message, at: clock.now())
+            let conflict = (error as? DriverError)?.errorClass == .terminal(.conflict)
+            try? await store.recordFailure(
+                journalID, error: message,
+                forgetPending: pending != nil && conflict ? ResourceKey(change.instance, change.resource) : nil,
+                at: clock.now())
             let duration = ContinuousClock.now - started
             var metadata = Self.metadata(change, duration: duration)
             metadata["error"] = "\(message)"
             logger.error("step failed", metadata: metadata)
             observer?(.stepFinished(change, duration: duration, error: message))
-            return .failure(message)
+            let terminal = (error as? DriverError).map { $0.errorClass != .retryable } ?? false
+            return .failure(message, terminal: terminal)
         }
     }
 

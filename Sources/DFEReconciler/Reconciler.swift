@@ -124,7 +124,14 @@ public struct Reconciler: Sendable {
                 throw .state(error)
             }
             logger.debug("state read", metadata: ["duration": "\(DurationText.format(ContinuousClock.now - started))"])
-            var (plan, desired, warnings) = try await self.plan(inputs: inputs, recorded: recorded, options: options)
+            let stateID: String?
+            do {
+                stateID = try workspace.stateBackend().stateID()
+            } catch {
+                throw .state(error)
+            }
+            var (plan, desired, warnings) = try await self.plan(
+                inputs: inputs, recorded: recorded, options: options, stateID: stateID)
             if let refusal = PruneGuard.check(
                 plan, manifests: inputs.desired.count, maxPrune: inputs.config.settings.maxPrune,
                 pruneAll: options.pruneAll)
@@ -219,7 +226,7 @@ public struct Reconciler: Sendable {
 
     /// Observes every relevant resource and plans; also returns the instances skipped for backoff.
     func plan(
-        inputs: LoadedInputs, recorded: [String: RecordedInstance], options: ReconcileOptions
+        inputs: LoadedInputs, recorded: [String: RecordedInstance], options: ReconcileOptions, stateID: String?
     ) async throws(ReconcileError) -> (Plan, [String: DesiredInstance], [String]) {
         let now = clock.now().timeIntervalSince1970
         var warnings: [String] = []
@@ -228,8 +235,10 @@ public struct Reconciler: Sendable {
         for instance in inputs.desired {
             if let only, !only.contains(instance.name) { continue }
             if options.honourBackoff, let record = recorded[instance.name], record.phase == .failed,
-                record.failedSpecHash == instance.specHash, let next = record.nextAttemptAt, next > now
+                record.failedSpecHash == instance.specHash,
+                record.terminal || (record.nextAttemptAt.map { $0 > now } ?? false)
             {
+                // Backing off, or a terminal failure: only a changed spec or config, or a run by hand, retries it.
                 continue
             }
             desired.append(instance)
@@ -249,12 +258,15 @@ public struct Reconciler: Sendable {
                     continue
                 }
                 let context = Self.context(
-                    instance: instance, kind: kind, want: want, host: host, record: record, outputs: [:])
+                    instance: instance, kind: kind, want: want, host: host, record: record, outputs: [:],
+                    stateID: stateID)
                 let status: ObservedStatus
                 do {
                     status = try await host.provisioner(kind).observe(context)
-                } catch {
+                } catch let error as DriverError where error.errorClass != .retryable {
                     status = .conflict("cannot observe \(kind.rawValue): \(error)")
+                } catch {
+                    status = .unavailable("cannot observe \(kind.rawValue): \(error)")
                 }
                 result.append((ResourceKey(instance.name, kind), status))
             }
@@ -290,7 +302,7 @@ public struct Reconciler: Sendable {
     /// Builds a driver context for one resource of a desired instance.
     static func context(
         instance: DesiredInstance, kind: ResourceKind, want: DesiredResource, host: ResolvedHost,
-        record: RecordedInstance?, outputs: [ResourceKind: [String: String]]
+        record: RecordedInstance?, outputs: [ResourceKind: [String: String]], stateID: String?
     ) -> ResourceContext {
         var dependencies: [ResourceKind: [String: String]] = [:]
         if kind == .instance {
@@ -301,6 +313,6 @@ public struct Reconciler: Sendable {
         return ResourceContext(
             name: instance.name, owner: instance.spec.owner, spec: instance.spec, host: host.config,
             fields: want.fields,
-            recorded: record?.resources[kind], dependencies: dependencies)
+            recorded: record?.resources[kind], dependencies: dependencies, stateID: stateID)
     }
 }

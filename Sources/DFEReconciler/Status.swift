@@ -45,6 +45,8 @@ public struct InstanceStatus: Sendable, Codable, Hashable {
     /// The chosen offerings (suggested values filled in); empty when unknown.
     public var offerings: [String: String] = [:]
     public var resources: Resources
+    /// The last failure cannot be fixed by retrying: not retried until the spec or config changes, or by hand.
+    public var terminal: Bool = false
 }
 
 /// Builds status views from the recorded state and the manifests.
@@ -83,7 +85,8 @@ public enum StatusView {
                 resources: resources(
                     storage: record.resources[.storage].map { ($0.driver, $0.outputs) },
                     database: record.resources[.database].map { ($0.driver, $0.outputs) },
-                    instance: record.resources[.instance].map { ($0.driver, $0.outputs) }))
+                    instance: record.resources[.instance].map { ($0.driver, $0.outputs) }),
+                terminal: record.phase == .failed && record.terminal)
         }
         for instance in desired where result[instance.name] == nil {
             let spec = instance.spec
@@ -151,7 +154,7 @@ public enum StatusView {
 extension InstanceStatus {
     enum CodingKeys: String, CodingKey {
         case name, owner, provisioner, phase, lastError, attempts, nextAttemptAt, revision, protect, labels
-        case platformState, offerings, resources
+        case platformState, offerings, resources, terminal
     }
 
     /// Encodes every key, writing `null` for absent values so scripts can rely on them.
@@ -170,5 +173,6 @@ extension InstanceStatus {
         try container.encode(platformState, forKey: .platformState)
         try container.encode(offerings, forKey: .offerings)
         try container.encode(resources, forKey: .resources)
+        try container.encode(terminal, forKey: .terminal)
     }
 }

@@ -53,6 +53,12 @@ public enum InputLoader {
         let manager = try ProvisionManager(
             config: config.provisioners, registry: registry,
             environment: DriverEnvironment(root: workspace.root, environment: environment))
+        var protected = [
+            (workspace.manifests.path, "manifests directory"), (workspace.config.path, "config directory"),
+        ]
+        if workspace.state.isFileURL { protected.insert((workspace.state.path, "state"), at: 0) }
+        let roots = manager.rootProblems(protected: protected)
+        guard roots.isEmpty else { throw ValidationFailure(roots) }
         let specs = try ManifestLoader.load(
             manifestsDirectory: workspace.manifests, root: workspace.root, config: config)
         let problems = manager.problems(specs)

@@ -1,9 +1,10 @@
+import Foundation
 import GRDB
 
 /// Frozen, versioned migrations of the state database. Never edit a shipped migration: add a new one.
 enum Schema {
     /// The latest schema version this build writes.
-    static let latest = "v1"
+    static let latest = "v2-terminal-failures"
 
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
@@ -72,6 +73,19 @@ enum Schema {
                     """)
         }
         migrator.registerMigration("v2-lease-fencing") { db in try LeaseFencing.migrate(db) }
+        // The state's id: a random id made once, carried by every object a driver creates (ownership records).
+        migrator.registerMigration("v2-state-id") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL);
+                    INSERT INTO meta (key, value) VALUES ('state_id', ?);
+                    """,
+                arguments: [UUID().uuidString.lowercased()])
+        }
+        // Failures that retrying cannot fix (conflicts, permissions, rejections) are not retried by the controller.
+        migrator.registerMigration("v2-terminal-failures") { db in
+            try db.execute(sql: "ALTER TABLE instances ADD COLUMN terminal INTEGER NOT NULL DEFAULT 0")
+        }
         return migrator
     }
 }

@@ -32,12 +32,18 @@ public protocol StateStoring: AnyObject, Sendable {
     func finishRun(_ id: Int64, status: String, summary: String, at now: Date) async throws
     /// Marks every step left `started` by a killed run as `interrupted`, and returns them.
     func recoverInterrupted(at now: Date) async throws -> [JournalEntry]
-    /// Journals the intent of a step before it runs; returns the entry's id.
-    func recordIntent(run: Int64, change: ResourceChange, at now: Date) async throws -> Int64
+    /// The state's random id, made when the state was created; every object a driver creates carries it.
+    var stateID: String { get }
+    /// Journals the intent of a step before it runs; returns the entry's id. `pending` (for a create) is recorded
+    /// as the resource's row with an empty spec hash unless it already has one, so a run killed midway still knows
+    /// what the step may have made.
+    func recordIntent(run: Int64, change: ResourceChange, pending: RecordedResource?, at now: Date) async throws
+        -> Int64
     /// Journals a step's success and records its result in the same transaction.
     func recordSuccess(_ journalID: Int64, instance: String, outcome: StateOutcome, at now: Date) async throws
-    /// Journals a step's failure.
-    func recordFailure(_ journalID: Int64, error: String, at now: Date) async throws
+    /// Journals a step's failure; `forgetPending` drops that resource's pending row (a create refused as a
+    /// conflict made nothing of ours, and must never look recorded).
+    func recordFailure(_ journalID: Int64, error: String, forgetPending: ResourceKey?, at now: Date) async throws
     /// The journal, newest last, optionally for one instance.
     func history(instance: String?, limit: Int) async throws -> [JournalEntry]
 
@@ -127,12 +133,26 @@ public protocol StateBackend: Sendable {
     func history(instance: String?, limit: Int) throws(StateError) -> [JournalEntry]
     /// How many journal entries there are (optionally for one instance), so history can say when it truncates.
     func historyCount(instance: String?) throws(StateError) -> Int
+    /// The state's id, read without writing anything; nil when there is no state yet.
+    func stateID() throws(StateError) -> String?
 }
 
 extension StateBackend {
     /// Counts by reading the whole journal; backends override it with a `COUNT(*)`.
     public func historyCount(instance: String?) throws(StateError) -> Int {
         try history(instance: instance, limit: Int.max).count
+    }
+}
+
+extension StateStoring {
+    /// Journals the intent of a step that records no pending row.
+    public func recordIntent(run: Int64, change: ResourceChange, at now: Date) async throws -> Int64 {
+        try await recordIntent(run: run, change: change, pending: nil, at: now)
+    }
+
+    /// Journals a step's failure.
+    public func recordFailure(_ journalID: Int64, error: String, at now: Date) async throws {
+        try await recordFailure(journalID, error: error, forgetPending: nil, at: now)
     }
 }
 
@@ -163,6 +183,8 @@ public struct SQLiteStateBackend: StateBackend {
     public func historyCount(instance: String?) throws(StateError) -> Int {
         try StateStore.historyCount(url: url, instance: instance)
     }
+
+    public func stateID() throws(StateError) -> String? { try StateStore.stateID(url: url) }
 }
 
 /// Finds the backend of a state location: a file path (SQLite) or a URL whose scheme a backend registered.

@@ -12,6 +12,8 @@ public final class StateStore: StateStoring {
     let lostLease = Mutex(false)
     /// The fencing epoch of the lease this store's run holds; nil before acquisition (writes are then unfenced).
     let fence = Mutex<Int64?>(nil)
+    /// The state's random id, made when the state was created (ownership records carry it).
+    public let stateID: String
 
     /// Opens (creating when needed) and migrates the state database. The file is made mode 0600: it holds secrets.
     public init(url: URL) throws(StateError) {
@@ -31,6 +33,7 @@ public final class StateStore: StateStoring {
             config.foreignKeysEnabled = true
             config.journalMode = .wal
             pool = try Self.openAndMigrate(path: path, configuration: config)
+            stateID = try pool.read { db in try Self.stateID(db) } ?? ""
         } catch let error as StateError {
             throw error
         } catch {
@@ -75,6 +78,16 @@ public final class StateStore: StateStoring {
             return try loadInstances(db, withFields: withFields)
         }
         return instances ?? [:]
+    }
+
+    /// The state's id, read like `snapshot` (nothing written); nil when there is no state (or no id) yet.
+    public static func stateID(url: URL) throws(StateError) -> String? {
+        try read(url: url) { db in try stateID(db) } ?? nil
+    }
+
+    static func stateID(_ db: Database) throws -> String? {
+        guard try db.tableExists("meta") else { return nil }
+        return try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'state_id'")
     }
 
     /// The applied fields of some resources, read like `snapshot` (nothing written).
@@ -139,7 +152,7 @@ public final class StateStore: StateStoring {
                 failedSpecHash: row["failed_spec_hash"], revision: row["revision"], protect: row["protect"],
                 storageDeletionPolicy: DeletionPolicy(rawValue: row["storage_policy"]) ?? .retain,
                 databaseDeletionPolicy: DeletionPolicy(rawValue: row["database_policy"]) ?? .retain,
-                labels: StoredMap.decode(row["labels"]))
+                labels: StoredMap.decode(row["labels"]), terminal: row["terminal"] ?? false)
         }
         let columns = "instance, kind, host, driver, spec_hash, outputs" + (withFields ? ", fields" : "")
         let resources = try Row.fetchCursor(db, sql: "SELECT \(columns) FROM resources")
@@ -172,19 +185,20 @@ public final class StateStore: StateStoring {
         try db.execute(
             sql: """
                 INSERT INTO instances (name, owner, provisioner, spec_hash, phase, last_error, attempts, next_attempt_at,
-                    failed_spec_hash, revision, protect, storage_policy, database_policy, labels, updated_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    failed_spec_hash, revision, protect, storage_policy, database_policy, labels, updated_at, terminal)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT(name) DO UPDATE SET owner = excluded.owner, provisioner = excluded.provisioner,
                     spec_hash = excluded.spec_hash, phase = excluded.phase, last_error = excluded.last_error,
                     attempts = excluded.attempts, next_attempt_at = excluded.next_attempt_at,
                     failed_spec_hash = excluded.failed_spec_hash, revision = excluded.revision,
                     protect = excluded.protect, storage_policy = excluded.storage_policy,
-                    database_policy = excluded.database_policy, labels = excluded.labels, updated_at = excluded.updated_at
+                    database_policy = excluded.database_policy, labels = excluded.labels, updated_at = excluded.updated_at,
+                    terminal = excluded.terminal
                 """,
             arguments: [
                 i.name, i.owner, i.provisioner, i.specHash, i.phase.rawValue, i.lastError, i.attempts, i.nextAttemptAt,
                 i.failedSpecHash, i.revision, i.protect, i.storageDeletionPolicy.rawValue,
-                i.databaseDeletionPolicy.rawValue, StoredMap.encode(i.labels), now.timeIntervalSince1970,
+                i.databaseDeletionPolicy.rawValue, StoredMap.encode(i.labels), now.timeIntervalSince1970, i.terminal,
             ])
     }
 
@@ -229,8 +243,26 @@ public final class StateStore: StateStoring {
     }
 
     /// Journals the intent of a step before it runs; returns the entry's id.
-    public func recordIntent(run: Int64, change: ResourceChange, at now: Date) async throws -> Int64 {
+    ///
+    /// `pending` (for a create) is recorded as the resource's row, with an empty spec hash, unless the resource
+    /// already has one: a run killed midway then still knows what the step may have made, so a later run
+    /// adopts it and a prune deletes it.
+    public func recordIntent(
+        run: Int64, change: ResourceChange, pending: RecordedResource?, at now: Date
+    ) async throws -> Int64 {
         return try await write { db in
+            if let pending {
+                try db.execute(
+                    sql: """
+                        INSERT OR IGNORE INTO resources (instance, kind, host, driver, spec_hash, fields, outputs, updated_at)
+                        VALUES (?, ?, ?, ?, '', ?, '{}', ?)
+                        """,
+                    arguments: [
+                        change.instance, pending.kind.rawValue, pending.host, pending.driver,
+                        pending.fieldsJSON ?? "{}",
+                        now.timeIntervalSince1970,
+                    ])
+            }
             try db.execute(
                 sql: """
                     INSERT INTO journal (run_id, instance, resource, action, reason, status, started_at)
@@ -275,9 +307,17 @@ public final class StateStore: StateStoring {
         }
     }
 
-    /// Journals a step's failure.
-    public func recordFailure(_ journalID: Int64, error: String, at now: Date) async throws {
+    /// Journals a step's failure; `forgetPending` drops the resource's pending row (a create refused because
+    /// the object is not ours: nothing of ours was made, and it must never look recorded).
+    public func recordFailure(
+        _ journalID: Int64, error: String, forgetPending: ResourceKey?, at now: Date
+    ) async throws {
         try await write { db in
+            if let key = forgetPending {
+                try db.execute(
+                    sql: "DELETE FROM resources WHERE instance = ? AND kind = ? AND spec_hash = ''",
+                    arguments: [key.instance, key.kind.rawValue])
+            }
             try db.execute(
                 sql: "UPDATE journal SET status = 'failed', error = ?, finished_at = ? WHERE id = ?",
                 arguments: [error, now.timeIntervalSince1970, journalID])

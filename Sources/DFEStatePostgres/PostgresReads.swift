@@ -14,7 +14,7 @@ enum PostgresReads {
         let rows = try c.query(
             """
             SELECT name, owner, provisioner, spec_hash, phase, last_error, attempts, next_attempt_at, failed_spec_hash,
-                revision, protect, storage_policy, database_policy, labels FROM \(s).instances
+                revision, protect, storage_policy, database_policy, labels, terminal FROM \(s).instances
             """)
         for row in rows {
             let name = row[0] ?? ""
@@ -24,7 +24,7 @@ enum PostgresReads {
                 nextAttemptAt: row[7].flatMap(Double.init), failedSpecHash: row[8], revision: row[9],
                 protect: row[10] == "t", storageDeletionPolicy: DeletionPolicy(rawValue: row[11] ?? "") ?? .retain,
                 databaseDeletionPolicy: DeletionPolicy(rawValue: row[12] ?? "") ?? .retain,
-                labels: JSONText.decodeStringMap(row[13] ?? "{}") ?? [:])
+                labels: JSONText.decodeStringMap(row[13] ?? "{}") ?? [:], terminal: row[14] == "t")
         }
         let columns = "instance, kind, host, driver, spec_hash, outputs" + (withFields ? ", fields" : "")
         for row in try c.query("SELECT \(columns) FROM \(s).resources") {
@@ -119,5 +119,10 @@ enum PostgresReads {
         let applied = Set(try c.query("SELECT identifier FROM \(s).schema_migrations").compactMap { $0.first ?? nil })
         guard applied.isSubset(of: PostgresSchema.known) else { throw StateError.newerSchema(path: display) }
         return !applied.isEmpty
+    }
+
+    /// The state's id; nil before the `v2-state-id` migration.
+    static func stateID(_ c: PGConnection, _ s: String) throws -> String? {
+        try c.query("SELECT value FROM \(s).meta WHERE key = 'state_id'").first?.first ?? nil
     }
 }

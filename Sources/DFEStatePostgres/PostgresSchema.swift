@@ -1,5 +1,6 @@
 import DFEPostgres
 import DFEState
+import Foundation
 
 /// The state's frozen migrations in the PostgreSQL dialect, with the same names and order as SQLite's.
 ///
@@ -84,6 +85,19 @@ enum PostgresSchema {
             INSERT INTO {S}.lease_epoch (id, epoch) VALUES (1, 0);
             """
         ),
+        (
+            "v2-state-id",
+            """
+            CREATE TABLE {S}.meta (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL);
+            INSERT INTO {S}.meta (key, value) VALUES ('state_id', '{UUID}');
+            """
+        ),
+        (
+            "v2-terminal-failures",
+            """
+            ALTER TABLE {S}.instances ADD COLUMN terminal BOOLEAN NOT NULL DEFAULT false;
+            """
+        ),
     ]
 
     /// The migration names this build knows.
@@ -122,7 +136,9 @@ enum PostgresSchema {
                 try connection.query("SELECT identifier FROM \(s).schema_migrations").compactMap { $0.first ?? nil })
             guard applied.isSubset(of: known) else { throw StateError.newerSchema(path: display) }
             for migration in migrations where !applied.contains(migration.name) {
-                try connection.execute(migration.sql.replacingOccurrences(of: "{S}", with: s))
+                try connection.execute(
+                    migration.sql.replacingOccurrences(of: "{S}", with: s)
+                        .replacingOccurrences(of: "{UUID}", with: UUID().uuidString.lowercased()))
                 try connection.query(
                     "INSERT INTO \(s).schema_migrations (identifier) VALUES ($1)", [migration.name])
             }

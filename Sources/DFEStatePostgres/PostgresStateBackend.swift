@@ -72,4 +72,8 @@ public struct PostgresStateBackend: StateBackend {
             return try PostgresReads.journal(c, s, where: "true", limit: limit)
         } ?? []
     }
+
+    public func stateID() throws(StateError) -> String? {
+        try read { c, s in try PostgresReads.stateID(c, s) } ?? nil
+    }
 }

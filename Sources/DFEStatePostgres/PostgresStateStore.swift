@@ -20,14 +20,19 @@ public final class PostgresStateStore: StateStoring {
     /// The fencing epoch of the lease this store holds; nil before acquisition (writes are then unfenced).
     private let fence = Mutex<Int64?>(nil)
 
+    /// The state's random id, made when the state was created (ownership records carry it).
+    public let stateID: String
+
     /// Connects (or reuses the process's connection), creates the schema when needed and migrates it.
     public init(_ location: PostgresStateURL) throws(StateError) {
         self.location = location
         self.session = PostgresSession.shared(location)
-        self.s = PostgresSchema.quoted(location.schema)
+        let s = PostgresSchema.quoted(location.schema)
+        self.s = s
         let display = location.description
-        try session.run { connection in
+        stateID = try session.run { connection in
             try PostgresSchema.migrate(connection, schema: location.schema, display: display)
+            return try PostgresReads.stateID(connection, s) ?? ""
         }
     }
 
@@ -69,19 +74,21 @@ public final class PostgresStateStore: StateStoring {
             i.name, i.owner, i.provisioner, i.specHash, i.phase.rawValue, i.lastError, String(i.attempts),
             PostgresReads.text(i.nextAttemptAt), i.failedSpecHash, i.revision, i.protect ? "true" : "false",
             i.storageDeletionPolicy.rawValue, i.databaseDeletionPolicy.rawValue, JSONText.encode(i.labels),
-            PostgresReads.text(now.timeIntervalSince1970),
+            PostgresReads.text(now.timeIntervalSince1970), i.terminal ? "true" : "false",
         ]
         try c.queryNullable(
             """
             INSERT INTO \(s).instances (name, owner, provisioner, spec_hash, phase, last_error, attempts,
-                next_attempt_at, failed_spec_hash, revision, protect, storage_policy, database_policy, labels, updated_at)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+                next_attempt_at, failed_spec_hash, revision, protect, storage_policy, database_policy, labels, updated_at,
+                terminal)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
             ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, provisioner = excluded.provisioner,
                 spec_hash = excluded.spec_hash, phase = excluded.phase, last_error = excluded.last_error,
                 attempts = excluded.attempts, next_attempt_at = excluded.next_attempt_at,
                 failed_spec_hash = excluded.failed_spec_hash, revision = excluded.revision,
                 protect = excluded.protect, storage_policy = excluded.storage_policy,
-                database_policy = excluded.database_policy, labels = excluded.labels, updated_at = excluded.updated_at
+                database_policy = excluded.database_policy, labels = excluded.labels, updated_at = excluded.updated_at,
+                terminal = excluded.terminal
             """, values)
     }
 
@@ -120,8 +127,21 @@ public final class PostgresStateStore: StateStoring {
         }
     }
 
-    public func recordIntent(run: Int64, change: ResourceChange, at now: Date) async throws -> Int64 {
+    public func recordIntent(
+        run: Int64, change: ResourceChange, pending: RecordedResource?, at now: Date
+    ) async throws -> Int64 {
         try await write { c, s in
+            if let pending {
+                try c.query(
+                    """
+                    INSERT INTO \(s).resources (instance, kind, host, driver, spec_hash, fields, outputs, updated_at)
+                    VALUES ($1, $2, $3, $4, '', $5, '{}', $6) ON CONFLICT (instance, kind) DO NOTHING
+                    """,
+                    [
+                        change.instance, pending.kind.rawValue, pending.host, pending.driver,
+                        pending.fieldsJSON ?? "{}", PostgresReads.text(now.timeIntervalSince1970),
+                    ])
+            }
             let rows = try c.query(
                 """
                 INSERT INTO \(s).journal (run_id, instance, resource, action, reason, status, started_at)
@@ -162,8 +182,15 @@ public final class PostgresStateStore: StateStoring {
         }
     }
 
-    public func recordFailure(_ journalID: Int64, error: String, at now: Date) async throws {
+    public func recordFailure(
+        _ journalID: Int64, error: String, forgetPending: ResourceKey?, at now: Date
+    ) async throws {
         try await write { c, s in
+            if let key = forgetPending {
+                try c.query(
+                    "DELETE FROM \(s).resources WHERE instance = $1 AND kind = $2 AND spec_hash = ''",
+                    [key.instance, key.kind.rawValue])
+            }
             try c.query(
                 "UPDATE \(s).journal SET status = 'failed', error = $1, finished_at = $2 WHERE id = $3",
                 [error, PostgresReads.text(now.timeIntervalSince1970), String(journalID)])

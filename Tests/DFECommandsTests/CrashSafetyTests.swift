@@ -58,6 +58,83 @@ import Testing
         try await expectConvergedExactlyOnce(ws, count: count)
     }
 
+    @Test func killedDuringCreatesThenPrunedWithDeleteLeavesNothingAndTheStateForgetsNothingEarly() async throws {
+        let count = 200
+        let ws = try TemporaryWorkspace(prefix: "dfe-crash-prune")
+        defer { ws.delete() }
+        for index in 0..<count {
+            try ws.addInstance(
+                String(format: "inst-%04d", index), owner: "owner\(index % 10)@example.com",
+                extra: "  storage: {deletionPolicy: Delete}\n  database: {deletionPolicy: Delete}")
+        }
+        let log = ws.root.appendingPathComponent("kill.log")
+        var killedMidway = 0
+        let instances = ws.root.appendingPathComponent("var/instances")
+        for wanted in [5, 60] {
+            let process = try DFEBinary.start(["reconcile"], in: ws.root, output: log)
+            // Kill it once it is creating: when some instance directories exist.
+            for _ in 0..<1000 where process.isRunning {
+                let made = (try? FileManager.default.contentsOfDirectory(atPath: instances.path))?.count ?? 0
+                if made >= wanted { break }
+                try await Task.sleep(for: .milliseconds(5))
+            }
+            if process.isRunning {
+                kill(process.processIdentifier, SIGKILL)
+                killedMidway += 1
+            }
+            process.waitUntilExit()
+        }
+        #expect(killedMidway >= 1, "the run finished before any kill; use more instances")
+        try FileManager.default.removeItem(at: log)
+        // Something was made but not all: the kill interrupted creates.
+        let made = ws.allPaths().filter { $0.hasPrefix("var/instances/") || $0.hasPrefix("var/databases/") }
+        #expect(!made.isEmpty)
+
+        // Every manifest is removed; the prune deletes everything the crashed runs may have made.
+        try ws.remove("manifests")
+        try FileManager.default.createDirectory(
+            at: ws.root.appendingPathComponent("manifests"), withIntermediateDirectories: true)
+        let prune = try await DFEBinary.run(["reconcile", "--prune", "--prune-all"], in: ws.root)
+        #expect(prune.status == 0, "\(prune.stdout)\n\(prune.stderr)")
+        let left = ws.allPaths().filter {
+            ($0.hasPrefix("var/instances/") || $0.hasPrefix("var/databases/") || $0.hasPrefix("var/storage/"))
+                && !$0.hasSuffix("/.private") && !$0.hasSuffix("/.private/snapshots")
+        }
+        // Only the owners' own trees (their .private/snapshots survive their instances) and the zone and
+        // partition directories remain.
+        let instanceLeft = left.filter { path in
+            let parts = path.split(separator: "/")
+            return (path.hasPrefix("var/storage/") && parts.count > 5) || path.hasPrefix("var/instances/")
+                || path.hasPrefix("var/databases/")
+        }
+        #expect(instanceLeft.isEmpty, "\(instanceLeft.prefix(20))")
+        let store = try StateStore(url: ws.stateURL)
+        defer { store.close() }
+        #expect(try await store.instances().isEmpty)
+        #expect(try await store.integrityCheck() == "ok")
+    }
+
+    @Test func aPruneThatCannotDeleteSomethingExitsOneAndKeepsItRecorded() async throws {
+        let ws = try TemporaryWorkspace(prefix: "dfe-prune-fail")
+        defer { ws.delete() }
+        try ws.addInstance("alpha", extra: "  database: {deletionPolicy: Delete}")
+        try ws.addInstance("beta")
+        #expect(try await DFEBinary.run(["reconcile"], in: ws.root).status == 0)
+        // Someone swaps alpha's database for a file that is not ours: the prune must refuse to delete it.
+        let path = ws.root.appendingPathComponent("var/databases/alpha.sqlite").path
+        try FileManager.default.removeItem(atPath: path)
+        try Data("someone else's".utf8).write(to: URL(fileURLWithPath: path))
+        try ws.remove("manifests/alpha.yaml")
+        let prune = try await DFEBinary.run(["reconcile", "--prune"], in: ws.root)
+        #expect(prune.status == 1, "\(prune.stdout)\n\(prune.stderr)")
+        #expect((prune.stdout + prune.stderr).contains("refusing to delete"), "\(prune.stdout)\n\(prune.stderr)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == Data("someone else's".utf8))
+        let store = try StateStore(url: ws.stateURL)
+        defer { store.close() }
+        #expect(try await store.instances()["alpha"]?.resources[.database] != nil)
+        #expect(try await store.instances()["alpha"]?.terminal == true)
+    }
+
     @Test func twoConcurrentWritersOneIsRefusedAndTheStateStaysIntact() async throws {
         let count = 200
         let ws = try manyInstances(count)

@@ -223,6 +223,51 @@ struct HTTPSurfaceTests {
     }
 }
 
+/// Hardening of the git source: links leaving the repository, the environment git sees.
+@Suite struct GitHardeningTests {
+    @Test func aSymlinkInTheManifestsThatLeavesTheRepositoryIsNamedAndNotFollowed() throws {
+        let base = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("dfe-git-links-\(UUID())")
+        defer { try? FileManager.default.removeItem(at: base) }
+        let repository = base.appendingPathComponent("checkout")
+        let manifests = repository.appendingPathComponent("deploy/manifests")
+        try FileManager.default.createDirectory(at: manifests, withIntermediateDirectories: true)
+        try Data("secret: host file\n".utf8).write(to: base.appendingPathComponent("host-secret.yaml"))
+        try Data("kind: Instance\n".utf8).write(to: manifests.appendingPathComponent("ok.yaml"))
+        // A link inside the repository is fine; one leaving it is named.
+        try FileManager.default.createSymbolicLink(
+            atPath: manifests.appendingPathComponent("inside.yaml").path, withDestinationPath: "ok.yaml")
+        #expect(Git.escapingLinks(manifests, repository: repository).isEmpty)
+        try FileManager.default.createSymbolicLink(
+            atPath: manifests.appendingPathComponent("evil.yaml").path,
+            withDestinationPath: base.appendingPathComponent("host-secret.yaml").path)
+        #expect(Git.escapingLinks(manifests, repository: repository) == ["deploy/manifests/evil.yaml"])
+        let message = "\(Git.LinkEscape(file: "deploy/manifests/evil.yaml"))"
+        #expect(message.contains("deploy/manifests/evil.yaml") && !message.contains("host file"))
+
+        // The manifests directory itself being a link out of the repository is refused too.
+        let other = base.appendingPathComponent("other")
+        try FileManager.default.createDirectory(at: other, withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(
+            atPath: repository.appendingPathComponent("linked").path, withDestinationPath: other.path)
+        #expect(
+            Git.escapingLinks(repository.appendingPathComponent("linked"), repository: repository) == ["linked"])
+    }
+
+    @Test func gitSeesOnlyTheVariablesItNeedsNeverTheAdminPasswords() {
+        let environment = Git.environment(from: [
+            "PATH": "/usr/bin", "HOME": "/home/dfe", "GIT_ASKPASS": "/etc/dfe/askpass",
+            "DFE_PG_PASSWORD": "admin-secret", "AWS_SECRET_ACCESS_KEY": "x", "LD_PRELOAD": "/tmp/evil.so",
+        ])
+        #expect(environment["PATH"] == "/usr/bin")
+        #expect(environment["HOME"] == "/home/dfe")
+        #expect(environment["GIT_ASKPASS"] == "/etc/dfe/askpass")
+        #expect(environment["GIT_TERMINAL_PROMPT"] == "0")
+        #expect(environment["DFE_PG_PASSWORD"] == nil)
+        #expect(environment["AWS_SECRET_ACCESS_KEY"] == nil)
+        #expect(environment["LD_PRELOAD"] == nil)
+    }
+}
+
 @Suite struct DriftLogTests {
     func plan(_ name: String, _ drift: [DriftReport]) -> Plan {
         Plan(instances: [InstancePlan(name: name, disposition: .converge, drift: drift)])

@@ -96,7 +96,10 @@ struct InstanceFixture {
         #expect(outputs["endpoint"] == "https://acme-prod.dfe.localhost")
         #expect(try await fixture.instance.observe(ctx) == .ok)
         // Written atomically: no temporary file is left.
-        #expect(fixture.directory.listing("instances") == ["acme-prod", "acme-prod/.env", "acme-prod/instance.json"])
+        #expect(
+            fixture.directory.listing("instances") == [
+                "acme-prod", "acme-prod/.dfe-owner", "acme-prod/.env", "acme-prod/instance.json",
+            ])
     }
 
     @Test func appKeysDifferBetweenInstances() async throws {
@@ -149,7 +152,7 @@ struct InstanceFixture {
         _ = try await fixture.instance.apply(ctx)
         #expect(Files.bytes(path) == original)
         #expect(try await fixture.instance.observe(ctx) == .ok)
-        #expect(fixture.directory.listing("instances/acme") == [".env", "instance.json"])
+        #expect(fixture.directory.listing("instances/acme") == [".dfe-owner", ".env", "instance.json"])
     }
 
     @Test func handEditedAppKeyIsRestoredFromState() async throws {
@@ -198,9 +201,12 @@ struct InstanceFixture {
 
     @Test func staleTemporaryFileFromACrashIsRemoved() async throws {
         let fixture = try InstanceFixture()
+        // A killed apply leaves the marker (written first) and the temporary document.
+        let marker = OwnershipRecord(instance: "acme", owner: "ops@example.com", stateID: testStateID).encoded
+        try Files.write(fixture.directory.path("instances/acme/.dfe-owner"), marker)
         try Files.write(fixture.directory.path("instances/acme/.instance.json.dfe-tmp"), "{half")
         _ = try await fixture.instance.apply(fixture.context(testSpec("acme")))
-        #expect(fixture.directory.listing("instances/acme") == [".env", "instance.json"])
+        #expect(fixture.directory.listing("instances/acme") == [".dfe-owner", ".env", "instance.json"])
     }
 
     @Test func fieldsCarryNoSecretsAndDescribeTheDocumentInputs() throws {
@@ -221,6 +227,57 @@ struct InstanceFixture {
         let outputs = try await fixture.instance.apply(acme)
         _ = try await fixture.instance.apply(fixture.context(testSpec("beta")))
         try await fixture.instance.delete(pruneContext("acme", recorded: fixture.recordedOutputs(acme, outputs)))
-        #expect(fixture.directory.listing("instances") == ["beta", "beta/.env", "beta/instance.json"])
+        #expect(
+            fixture.directory.listing("instances") == ["beta", "beta/.dfe-owner", "beta/.env", "beta/instance.json"])
+    }
+
+    @Test func deleteRemovesOnlyTheFilesItWroteThenTheDirectoryIfEmpty() async throws {
+        let fixture = try InstanceFixture()
+        let acme = fixture.context(testSpec("acme"))
+        let outputs = try await fixture.instance.apply(acme)
+        try Files.write(fixture.directory.path("instances/acme/.instance.json.dfe-tmp"), "{half")
+        try Files.write(fixture.directory.path("instances/acme/notes/operator.txt"), "kept")
+        try await fixture.instance.delete(pruneContext("acme", recorded: fixture.recordedOutputs(acme, outputs)))
+        #expect(fixture.directory.listing("instances") == ["acme", "acme/notes", "acme/notes/operator.txt"])
+        try FileManager.default.removeItem(atPath: fixture.directory.path("instances/acme/notes"))
+        // Nothing of ours left: deleting again removes the (now empty) directory.
+        try await fixture.instance.delete(pruneContext("acme", recorded: fixture.recordedOutputs(acme, outputs)))
+        #expect(fixture.directory.listing("instances") == [])
+        #expect(Files.isDirectory(fixture.directory.path("instances")))
+    }
+
+    @Test func deleteNeverFollowsASymlinkedInstanceDirectory() async throws {
+        let fixture = try InstanceFixture()
+        let acme = fixture.context(testSpec("acme"))
+        let outputs = try await fixture.instance.apply(acme)
+        let directory = fixture.directory.path("instances/acme")
+        let victim = fixture.directory.path("victim")
+        try FileManager.default.moveItem(atPath: directory, toPath: victim)
+        try FileManager.default.createSymbolicLink(atPath: directory, withDestinationPath: victim)
+        let error = await #expect(throws: DriverError.self) {
+            try await fixture.instance.delete(pruneContext("acme", recorded: fixture.recordedOutputs(acme, outputs)))
+        }
+        #expect(error?.errorClass == .terminal(.conflict))
+        #expect(fixture.directory.listing("victim") == [".dfe-owner", ".env", "instance.json"])
+    }
+
+    @Test func anInstanceDirectoryOfAnotherStateIsAConflictNeverRewrittenOrDeleted() async throws {
+        let fixture = try InstanceFixture()
+        let spec = testSpec("acme")
+        let theirs = fixture.context(spec)
+        var theirContext = theirs
+        theirContext.stateID = "another-workspace"
+        let outputs = try await fixture.instance.apply(theirContext)
+        let before = Files.bytes(fixture.metadataPath("acme"))
+        guard case .conflict(let message) = try await fixture.instance.observe(theirs) else {
+            Issue.record("another state's instance directory must be a conflict")
+            return
+        }
+        #expect(message.contains("another-workspace"))
+        await #expect(throws: DriverError.self) { _ = try await fixture.instance.apply(theirs) }
+        await #expect(throws: DriverError.self) {
+            try await fixture.instance.delete(pruneContext("acme", recorded: fixture.recordedOutputs(theirs, outputs)))
+        }
+        #expect(Files.bytes(fixture.metadataPath("acme")) == before)
     }
 }

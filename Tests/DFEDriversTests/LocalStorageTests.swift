@@ -45,7 +45,13 @@ import Testing
         let expected =
             ["local", "local/36", owner, "\(owner)/.private", "\(owner)/.private/snapshots"]
             + Self.instanceTree.map { "\(owner)/acme-prod\($0)" }
-        #expect(directory.listing("storage") == expected.sorted())
+        #expect(directory.listing("storage") == (expected + ["\(owner)/acme-prod/.dfe-owner"]).sorted())
+        #expect(
+            OwnershipRecord.decode(
+                String(
+                    decoding: Files.bytes(directory.path("storage/\(owner)/acme-prod/.dfe-owner")) ?? Data(),
+                    as: UTF8.self))
+                == OwnershipRecord(instance: "acme-prod", owner: "ops@acme.example", stateID: testStateID))
         for path in ["storage"] + expected.map({ "storage/\($0)" }) {
             #expect(Files.isDirectory(directory.path(path)), "\(path)")
             #expect(Files.mode(directory.path(path)) == 0o750, "\(path)")
@@ -108,6 +114,8 @@ import Testing
         let storage = LocalStorageProvisioner(root: directory.path("storage"), zone: "local")
         let ctx = context(storage, testSpec("acme"))
         let path = try #require(ctx.fields["path"])
+        _ = try await storage.apply(ctx)
+        try FileManager.default.removeItem(atPath: "\(path)/applications")
         try Files.write("\(path)/applications", "not a directory")
         let error = await #expect(throws: DriverError.self) { _ = try await storage.apply(ctx) }
         #expect(error?.message.contains("\(path)/applications") == true, "\(String(describing: error))")
@@ -121,9 +129,97 @@ import Testing
         let ctx = context(storage, testSpec("acme"))
         let path = try #require(ctx.fields["path"])
         try Files.write(path, "squatter")
-        #expect(try await storage.observe(ctx) == .missing)
+        guard case .conflict = try await storage.observe(ctx) else {
+            Issue.record("a file where the tree goes is a conflict")
+            return
+        }
         let error = await #expect(throws: DriverError.self) { _ = try await storage.apply(ctx) }
         #expect(error?.message.contains(path) == true)
+        #expect(error?.errorClass == .terminal(.conflict))
+        #expect(Files.bytes(path) == Data("squatter".utf8))
+    }
+
+    @Test func aTreeWithoutOurMarkerOrOfAnotherStateIsAConflictNeverAdoptedOrDeleted() async throws {
+        let directory = try DriverDirectory()
+        let storage = LocalStorageProvisioner(root: directory.path("storage"), zone: "local")
+        let theirs = context(storage, testSpec("acme"), stateID: "another-workspace")
+        let outputs = try await storage.apply(theirs)
+        let path = try #require(theirs.fields["path"])
+        try Files.write("\(path)/applications/app.txt", "theirs")
+        let ours = context(storage, testSpec("acme"))
+        guard case .conflict(let message) = try await storage.observe(ours) else {
+            Issue.record("another state's tree must be a conflict")
+            return
+        }
+        #expect(message.contains("another-workspace"))
+        await #expect(throws: DriverError.self) { _ = try await storage.apply(ours) }
+        let error = await #expect(throws: DriverError.self) {
+            try await storage.delete(
+                pruneContext("acme", recorded: recorded(.storage, ours, driver: "local", outputs: outputs)))
+        }
+        #expect(error?.errorClass == .terminal(.conflict))
+        #expect(Files.bytes("\(path)/applications/app.txt") == Data("theirs".utf8))
+
+        // A tree made by hand (no marker) is not adopted either.
+        let handMade = context(storage, testSpec("beta"))
+        try Files.write("\(try #require(handMade.fields["path"]))/data.txt", "by hand")
+        guard case .conflict = try await storage.observe(handMade) else {
+            Issue.record("an unmarked, unrecorded tree must be a conflict")
+            return
+        }
+    }
+
+    /// Replaces the directory `level` components below the storage root on the way to acme's tree by a symbolic
+    /// link to a copy of that subtree elsewhere (marker included), then prunes acme with Delete.
+    func swapInSymlink(atLevel level: Int) async throws {
+        let directory = try DriverDirectory()
+        let root = directory.path("storage")
+        let storage = LocalStorageProvisioner(root: root, zone: "local")
+        let acme = context(storage, testSpec("acme"))
+        let outputs = try await storage.apply(acme)
+        let path = try #require(acme.fields["path"])
+        let parts = Array(path.dropFirst(root.count + 1).split(separator: "/").map(String.init))
+        let swapped = root + "/" + parts.prefix(level).joined(separator: "/")
+        let relative = parts.dropFirst(level).joined(separator: "/")
+        let victim = directory.path("victim")
+        try FileManager.default.createDirectory(atPath: victim, withIntermediateDirectories: true)
+        // The attacker's copy keeps our marker, so only the symlink check can save the victim.
+        try FileManager.default.copyItem(atPath: swapped, toPath: victim + "/tree")
+        try Files.write(victim + "/tree/" + relative + "/applications/precious.txt", "precious")
+        try FileManager.default.removeItem(atPath: swapped)
+        try FileManager.default.createSymbolicLink(atPath: swapped, withDestinationPath: victim + "/tree")
+        let error = await #expect(throws: DriverError.self) {
+            try await storage.delete(
+                pruneContext("acme", recorded: recorded(.storage, acme, driver: "local", outputs: outputs)))
+        }
+        #expect(error?.errorClass == .terminal(.conflict), "level \(level): \(String(describing: error))")
+        #expect(
+            Files.bytes(victim + "/tree/" + relative + "/applications/precious.txt") == Data("precious".utf8),
+            "level \(level)")
+    }
+
+    @Test func deleteNeverFollowsASymlinkSwappedInAtTheOwnerHashLevel() async throws {
+        try await swapInSymlink(atLevel: 3)
+    }
+
+    @Test(arguments: [1, 2, 4])
+    func deleteNeverFollowsASymlinkSwappedInAtTheZonePartitionOrInstanceLevel(level: Int) async throws {
+        try await swapInSymlink(atLevel: level)
+    }
+
+    @Test func deleteRemovesASymlinkInsideTheTreeButNotItsTarget() async throws {
+        let directory = try DriverDirectory()
+        let storage = LocalStorageProvisioner(root: directory.path("storage"), zone: "local")
+        let acme = context(storage, testSpec("acme"))
+        let outputs = try await storage.apply(acme)
+        let path = try #require(acme.fields["path"])
+        try Files.write(directory.path("victim/precious.txt"), "precious")
+        try FileManager.default.createSymbolicLink(
+            atPath: "\(path)/applications/link", withDestinationPath: directory.path("victim"))
+        try await storage.delete(
+            pruneContext("acme", recorded: recorded(.storage, acme, driver: "local", outputs: outputs)))
+        #expect(!Files.exists(path))
+        #expect(Files.bytes(directory.path("victim/precious.txt")) == Data("precious".utf8))
     }
 
     @Test func deleteRemovesOnlyTheInstanceTree() async throws {

@@ -34,7 +34,11 @@ import Testing
         let otherPath = try #require(other["path"])
         try FileManager.default.removeItem(atPath: acmePath)
         try FileManager.default.copyItem(atPath: otherPath, toPath: acmePath)
-        #expect(try await database.observe(ctx) == .drifted("database file belongs to instance 'other'"))
+        guard case .conflict(let message) = try await database.observe(ctx) else {
+            Issue.record("another instance's database must be a conflict")
+            return
+        }
+        #expect(message.contains("belongs to instance 'other'"), "\(message)")
     }
 
     @Test func applyCreatesARealWalDatabaseRecordingItsOwner() async throws {
@@ -53,7 +57,9 @@ import Testing
         #expect(Files.mode(path) == 0o640)
         // No temporary database, WAL or shared-memory file is left behind.
         #expect(directory.listing("databases") == ["acme.sqlite"])
-        #expect(try SQLiteShell.query(path, "SELECT instance FROM dfe_owner") == "acme")
+        #expect(
+            try SQLiteShell.query(path, "SELECT instance || ' ' || owner || ' ' || state_id FROM dfe_owner")
+                == "acme ops@example.com \(testStateID)")
         #expect(try SQLiteShell.query(path, "PRAGMA journal_mode") == "wal")
     }
 
@@ -71,29 +77,24 @@ import Testing
         #expect(try await database.observe(ctx) == .ok)
     }
 
-    @Test func foreignFileIsMovedAsideAndKept() async throws {
+    @Test func aForeignFileAtTheNameIsATerminalConflictAndNeverTouched() async throws {
         let directory = try DriverDirectory()
         let database = SQLiteDatabaseProvisioner(root: directory.path("databases"))
         let ctx = context(database, testSpec("acme"))
         let path = directory.path("databases/acme.sqlite")
         try Files.write(path, "precious data that is not a database")
-        guard case .drifted(let detail) = try await database.observe(ctx) else {
-            Issue.record("a foreign file must be observed as drift")
+        guard case .conflict(let detail) = try await database.observe(ctx) else {
+            Issue.record("a foreign file must be observed as a conflict")
             return
         }
-        #expect(detail.contains("foreign"))
+        #expect(detail.contains("never adopts"), "\(detail)")
+        let error = await #expect(throws: DriverError.self) { try await database.apply(ctx) }
+        #expect(error?.errorClass == .terminal(.conflict))
+        #expect(directory.listing("databases") == ["acme.sqlite"])
         #expect(Files.bytes(path) == Data("precious data that is not a database".utf8))
-
-        _ = try await database.apply(ctx)
-        let names = directory.listing("databases")
-        #expect(names.count == 2, "\(names)")
-        let aside = try #require(names.first { $0.hasPrefix("acme.sqlite.foreign-") })
-        #expect(Files.bytes(directory.path("databases/\(aside)")) == Data("precious data that is not a database".utf8))
-        #expect(Self.isWalDatabase(path))
-        #expect(try await database.observe(ctx) == .ok)
     }
 
-    @Test func databaseOfAnotherInstanceIsDriftAndMovedAsideNotOverwritten() async throws {
+    @Test func aDatabaseOfAnotherInstanceIsAConflictNeverAdoptedOrOverwritten() async throws {
         let directory = try DriverDirectory()
         let database = SQLiteDatabaseProvisioner(root: directory.path("databases"))
         _ = try await database.apply(context(database, testSpec("beta")))
@@ -102,36 +103,77 @@ import Testing
         let acmePath = directory.path("databases/acme.sqlite")
         try FileManager.default.copyItem(atPath: beta, toPath: acmePath)
         let acme = context(database, testSpec("acme"))
-        guard case .drifted(let detail) = try await database.observe(acme) else {
-            Issue.record("a database owned by another instance must be observed as drift")
+        guard case .conflict(let detail) = try await database.observe(acme) else {
+            Issue.record("a database owned by another instance must be a conflict")
             return
         }
         #expect(detail.contains("'beta'"))
-        _ = try await database.apply(acme)
-        #expect(try SQLiteShell.query(acmePath, "SELECT instance FROM dfe_owner") == "acme")
-        let aside = try #require(directory.listing("databases").first { $0.hasPrefix("acme.sqlite.foreign-") })
-        #expect(try SQLiteShell.query(directory.path("databases/\(aside)"), "SELECT id FROM orders") == "42")
-        #expect(try SQLiteShell.query(beta, "SELECT id FROM orders") == "42")
+        await #expect(throws: DriverError.self) { try await database.apply(acme) }
+        #expect(try SQLiteShell.query(acmePath, "SELECT instance FROM dfe_owner") == "beta")
+        #expect(try SQLiteShell.query(acmePath, "SELECT id FROM orders") == "42")
     }
 
-    @Test func movingAsideNeverOverwritesAnEarlierForeignFile() async throws {
+    @Test func aDatabaseOfAnotherStateIsAConflictNeverAdoptedOrDeleted() async throws {
         let directory = try DriverDirectory()
         let database = SQLiteDatabaseProvisioner(root: directory.path("databases"))
-        let ctx = context(database, testSpec("acme"))
+        let theirs = context(database, testSpec("acme"), stateID: "another-workspace")
+        let outputs = try await database.apply(theirs)
         let path = directory.path("databases/acme.sqlite")
-        // Files moved aside earlier, named as the driver names them, for every second around now.
-        let second = Int(Date().timeIntervalSince1970)
-        let earlier = (second - 5...second + 60).map { "\(path).foreign-\($0)" }
-        for file in earlier { try Files.write(file, "earlier foreign file") }
-        try Files.write(path, "newer foreign file")
+        let ours = context(database, testSpec("acme"))
+        guard case .conflict(let detail) = try await database.observe(ours) else {
+            Issue.record("another state's database must be a conflict")
+            return
+        }
+        #expect(detail.contains("another-workspace"), "\(detail)")
+        let applyError = await #expect(throws: DriverError.self) { try await database.apply(ours) }
+        #expect(applyError?.errorClass == .terminal(.conflict))
+        let deleteError = await #expect(throws: DriverError.self) {
+            try await database.delete(
+                pruneContext("acme", recorded: recorded(.database, ours, driver: "sqlite", outputs: outputs)))
+        }
+        #expect(deleteError?.errorClass == .terminal(.conflict))
+        #expect(Self.isWalDatabase(path))
+        #expect(try SQLiteShell.query(path, "SELECT state_id FROM dfe_owner") == "another-workspace")
+    }
+
+    @Test func aRetainedDatabaseIsNeverReadoptedUnderAnotherOwner() async throws {
+        let directory = try DriverDirectory()
+        let database = SQLiteDatabaseProvisioner(root: directory.path("databases"))
+        _ = try await database.apply(context(database, testSpec("acme", owner: "ops@acme.example")))
+        // The instance was pruned with Retain (the state forgot it); a new manifest names another owner.
+        let other = context(database, testSpec("acme", owner: "mallory@evil.example"))
+        guard case .conflict(let detail) = try await database.observe(other) else {
+            Issue.record("re-adoption under another owner must be a conflict")
+            return
+        }
+        #expect(detail.contains("never handed to another owner"), "\(detail)")
+        await #expect(throws: DriverError.self) { try await database.apply(other) }
+        // The same owner adopts it again.
+        let same = context(database, testSpec("acme", owner: "OPS@acme.example"))
+        #expect(try await database.observe(same) == .ok)
+    }
+
+    @Test func aLegacyOwnerRowRecordedInThisStateIsStampedWithTheFullRecord() async throws {
+        let directory = try DriverDirectory()
+        let database = SQLiteDatabaseProvisioner(root: directory.path("databases"))
+        let path = directory.path("databases/acme.sqlite")
+        try FileManager.default.createDirectory(atPath: directory.path("databases"), withIntermediateDirectories: true)
+        try SQLiteShell.execute(
+            path,
+            "CREATE TABLE dfe_owner (instance TEXT NOT NULL, created_at TEXT NOT NULL); INSERT INTO dfe_owner VALUES ('acme', 'x');"
+        )
+        // Not recorded: an old-format row alone proves nothing.
+        let unrecorded = context(database, testSpec("acme"))
+        guard case .conflict = try await database.observe(unrecorded) else {
+            Issue.record("an unrecorded legacy database must be a conflict")
+            return
+        }
+        var ctx = unrecorded
+        ctx.recorded = recordedPath(.database, path, driver: "sqlite")
+        #expect(try await database.observe(ctx) == .drifted("database file has no ownership record yet"))
         _ = try await database.apply(ctx)
-        for file in earlier {
-            #expect(Files.bytes(file) == Data("earlier foreign file".utf8), "\(file)")
-        }
-        let kept = directory.listing("databases").filter {
-            Files.bytes(directory.path("databases/\($0)")) == Data("newer foreign file".utf8)
-        }
-        #expect(kept.count == 1)
+        #expect(try SQLiteShell.query(path, "SELECT state_id FROM dfe_owner") == testStateID)
+        #expect(try await database.observe(unrecorded) == .ok)
     }
 
     @Test func deleteRemovesOnlyItsOwnDatabase() async throws {
@@ -153,11 +195,19 @@ import Testing
         let database = SQLiteDatabaseProvisioner(root: directory.path("databases"))
         _ = try await database.apply(context(database, testSpec("beta")))
         let beta = directory.path("databases/beta.sqlite")
+        let acme = directory.path("databases/acme.sqlite")
+        try FileManager.default.copyItem(atPath: beta, toPath: acme)
         let error = await #expect(throws: DriverError.self) {
-            try await database.delete(pruneContext("acme", recorded: recordedPath(.database, beta, driver: "sqlite")))
+            try await database.delete(pruneContext("acme", recorded: recordedPath(.database, acme, driver: "sqlite")))
         }
         #expect(error?.message.contains("belongs to instance 'beta'") == true, "\(String(describing: error))")
-        #expect(error?.retryable == false)
+        #expect(error?.errorClass == .terminal(.conflict))
+        #expect(Self.isWalDatabase(acme))
+        // A path recorded for another instance's file is refused before anything is opened.
+        let other = await #expect(throws: DriverError.self) {
+            try await database.delete(pruneContext("acme", recorded: recordedPath(.database, beta, driver: "sqlite")))
+        }
+        #expect(other?.message.contains("not this instance's database file") == true)
         #expect(Self.isWalDatabase(beta))
     }
 
@@ -182,7 +232,7 @@ import Testing
         let error = await #expect(throws: DriverError.self) {
             try await database.delete(pruneContext("acme", recorded: recordedPath(.database, path, driver: "sqlite")))
         }
-        #expect(error?.message.contains("not below") == true)
+        #expect(error?.message.contains("not this instance's database file") == true)
         #expect(Self.isWalDatabase(path))
     }
 
@@ -194,5 +244,18 @@ import Testing
         }
         _ = try await database.apply(context(database, testSpec("acme")))
         #expect(directory.listing("databases") == ["acme.sqlite"])
+    }
+
+    @Test func deleteRemovesTheTemporaryFilesOfACreateKilledMidway() async throws {
+        let directory = try DriverDirectory()
+        let database = SQLiteDatabaseProvisioner(root: directory.path("databases"))
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            try Files.write(directory.path("databases/.acme.sqlite.dfe-tmp\(suffix)"), "half-written")
+        }
+        let ctx = context(database, testSpec("acme"))
+        try await database.delete(
+            pruneContext(
+                "acme", recorded: recorded(.database, ctx, driver: "sqlite", outputs: ["path": ctx.fields["path"]!])))
+        #expect(directory.listing("databases") == [])
     }
 }

@@ -68,15 +68,19 @@ func testSpec(
         source: SourceLocation(path: "manifests/\(name).yaml"))
 }
 
+/// The state id every driver test works in.
+let testStateID = "0e6c4f1a-test-state"
+
 /// The context a reconciler hands a driver for `spec`.
 func context(
     _ driver: any SubProvisioner, _ spec: InstanceSpec, recorded: RecordedResource? = nil,
-    dependencies: [ResourceKind: [String: String]] = [:], dependencyFields: [ResourceKind: FieldSet] = [:]
+    dependencies: [ResourceKind: [String: String]] = [:], dependencyFields: [ResourceKind: FieldSet] = [:],
+    stateID: String? = testStateID
 ) -> ResourceContext {
     ResourceContext(
         name: spec.name, owner: spec.owner, spec: spec, host: testHost,
         fields: driver.fields(for: spec, host: testHost, dependencies: dependencyFields), recorded: recorded,
-        dependencies: dependencies)
+        dependencies: dependencies, stateID: stateID)
 }
 
 /// What the state remembers after a successful apply.
@@ -89,9 +93,10 @@ func recorded(_ kind: ResourceKind, _ context: ResourceContext, driver: String, 
 }
 
 /// The context used to delete a resource of a pruned instance (no spec, no desired fields).
-func pruneContext(_ name: String, recorded: RecordedResource) -> ResourceContext {
+func pruneContext(_ name: String, recorded: RecordedResource, stateID: String = testStateID) -> ResourceContext {
     ResourceContext(
-        name: name, owner: "ops@example.com", spec: nil, host: testHost, fields: FieldSet(), recorded: recorded)
+        name: name, owner: "ops@example.com", spec: nil, host: testHost, fields: FieldSet(), recorded: recorded,
+        stateID: stateID)
 }
 
 /// A resource recorded with only an output path (for delete-safety tests).

@@ -1,5 +1,7 @@
 import DFECore
+import DFEDrivers
 import DFEProvision
+import DFEReconciler
 import DFETestSupport
 import Foundation
 import Testing
@@ -176,5 +178,51 @@ struct PostgresSQLTests {
         }
         #expect(!SQL.isSafePassword("short"))
         #expect(!SQL.isSafePassword("a\\" + String(repeating: "b", count: 30)))
+    }
+}
+
+/// Instances that would share a PostgreSQL database and role are refused at validation.
+struct PostgresCollisionTests {
+    @Test func twoInstancesMappingToOnePostgresNameOnOneServerAreALocatedErrorNamingBoth() throws {
+        let provisioners = """
+            default: a
+            hosts:
+              a:
+                provides:
+                  storage: {driver: local, root: var/storage, zone: local}
+                  database: {driver: postgres, url: "postgres://admin@127.0.0.1:5432/postgres", passwordEnv: PW}
+                  instance: {driver: dreamfactory, root: var/instances, domain: dfe.localhost}
+                resource-uri: /api/v2/system/
+              b:
+                provides:
+                  storage: {driver: local, root: var/storage, zone: local}
+                  database: {driver: postgres, url: "postgres://admin@127.0.0.1:5432/postgres", passwordEnv: PW, prefix: dfe_a_}
+                  instance: {driver: dreamfactory, root: var/instances, domain: dfe.localhost}
+                resource-uri: /api/v2/system/
+
+            """
+        let ws = try TemporaryWorkspace(provisioners: provisioners)
+        defer { ws.delete() }
+        try ws.addInstance("a-b")
+        try ws.write("manifests/z-b.yaml", TemporaryWorkspace.manifest("b", extra: "  provisioner: b"))
+        var registry = BuiltinDrivers.registry()
+        PostgresDriver.register(into: &registry)
+        let failure = #expect(throws: ValidationFailure.self) {
+            _ = try InputLoader.load(ws.workspace, registry: registry, environment: ["PW": "x"])
+        }
+        let messages = failure?.diagnostics.map(\.description) ?? []
+        #expect(messages.count == 1, "\(messages)")
+        let message = try #require(messages.first)
+        #expect(message.hasPrefix("manifests/z-b.yaml:1:1: error: "), "\(message)")
+        #expect(message.contains("'a-b' (manifests/a-b.yaml:1:1"), "\(message)")
+        #expect(message.contains("'b'"))
+        #expect(message.contains("'dfe_a_b' on postgres 127.0.0.1:5432"))
+
+        // On different servers the same name is fine.
+        try ws.write(
+            "config/provisioners.yaml",
+            provisioners.replacingOccurrences(
+                of: "5432/postgres\", passwordEnv: PW, prefix", with: "5433/postgres\", passwordEnv: PW, prefix"))
+        _ = try InputLoader.load(ws.workspace, registry: registry, environment: ["PW": "x"])
     }
 }

@@ -195,3 +195,145 @@ struct PostgresUnreachableTests {
         await #expect(throws: DriverError.self) { try await driver.delete(context(driver, "away")) }
     }
 }
+
+/// Ownership records, conflicts and password drift against a real server.
+@Suite(
+    .enabled(
+        if: TestCluster.enabled,
+        "PostgreSQL binaries not found in /usr/lib/postgresql/*/bin; install postgresql-15 (with CI=true these tests fail instead)"
+    )
+)
+struct PostgresOwnershipTests {
+    @Test func theOwnershipRecordIsACommentOnTheRoleAndTheDatabase() async throws {
+        let cluster = try await TestCluster.shared()
+        let driver = try clusterDriver(cluster)
+        _ = try await driver.apply(context(driver, "recorded"))
+        let record = OwnershipRecord(instance: "recorded", owner: "tester", stateID: testStateID)
+        let role = try admin(
+            cluster, "SELECT shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = 'dfe_recorded'")
+        let database = try admin(
+            cluster, "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = 'dfe_recorded'")
+        #expect(role == [record.encoded])
+        #expect(database == [record.encoded])
+    }
+
+    @Test func aSecondWorkspaceOnTheSameServerIsRefusedNotATakeover() async throws {
+        let cluster = try await TestCluster.shared()
+        let driver = try clusterDriver(cluster)
+        let first = try await driver.apply(context(driver, "shared-name"))
+        let password = try #require(first["password"])
+        let second = context(driver, "shared-name", stateID: "second-workspace")
+        guard case .conflict(let message) = try await driver.observe(second) else {
+            Issue.record("another workspace's role and database must be a conflict")
+            return
+        }
+        #expect(message.contains(testStateID), "\(message)")
+        let applied = await #expect(throws: DriverError.self) { try await driver.apply(second) }
+        #expect(applied?.errorClass == .terminal(.conflict))
+        let deleted = await #expect(throws: DriverError.self) {
+            try await driver.delete(
+                ResourceContext(
+                    name: "shared-name", owner: "tester", spec: nil, host: testHost, fields: FieldSet(),
+                    recorded: second.recorded, stateID: "second-workspace"))
+        }
+        #expect(deleted?.errorClass == .terminal(.conflict))
+        // The first workspace still logs in with its password, and still sees no change.
+        _ = try connect(cluster, user: "dfe_shared_name", password: password, database: "dfe_shared_name")
+        #expect(try await driver.observe(context(driver, "shared-name", recorded: first)) == .ok)
+    }
+
+    @Test func aRoleMadeByHandIsNeverAdoptedRepasswordedOrDropped() async throws {
+        let cluster = try await TestCluster.shared()
+        let driver = try clusterDriver(cluster)
+        try admin(cluster, "CREATE ROLE dfe_squatted LOGIN PASSWORD 'their-own-password'")
+        guard case .conflict(let message) = try await driver.observe(context(driver, "squatted")) else {
+            Issue.record("a role without our record must be a conflict")
+            return
+        }
+        #expect(message.contains("no dfe ownership record"), "\(message)")
+        await #expect(throws: DriverError.self) { try await driver.apply(context(driver, "squatted")) }
+        await #expect(throws: DriverError.self) {
+            try await driver.delete(pruneContext("squatted", recorded: ["name": "dfe_squatted"]))
+        }
+        _ = try connect(cluster, user: "dfe_squatted", password: "their-own-password", database: "postgres")
+        #expect(try exists(cluster, "dfe_squatted") == (false, true))
+    }
+
+    @Test func aRetainedDatabaseIsNeverHandedToAnotherOwner() async throws {
+        let cluster = try await TestCluster.shared()
+        let driver = try clusterDriver(cluster)
+        _ = try await driver.apply(context(driver, "retained", owner: "alice@example.com"))
+        // Pruned with Retain: the state forgot it. A new manifest names another owner.
+        let other = context(driver, "retained", owner: "mallory@example.com")
+        guard case .conflict(let message) = try await driver.observe(other) else {
+            Issue.record("re-adoption under another owner must be a conflict")
+            return
+        }
+        #expect(message.contains("never handed to another owner"))
+        await #expect(throws: DriverError.self) { try await driver.apply(other) }
+        // The same owner adopts it again.
+        #expect(try await driver.observe(context(driver, "retained", owner: "Alice@example.com")) != .missing)
+        _ = try await driver.apply(context(driver, "retained", owner: "alice@example.com"))
+    }
+
+    @Test func aPasswordChangedByHandIsDriftAndRepairedWithTheRecordedOne() async throws {
+        let cluster = try await TestCluster.shared()
+        let driver = try clusterDriver(cluster)
+        let outputs = try await driver.apply(context(driver, "hand-password"))
+        #expect(outputs["verifierDigest"] != nil)
+        #expect(try await driver.observe(context(driver, "hand-password", recorded: outputs)) == .ok)
+        try admin(cluster, "ALTER ROLE dfe_hand_password PASSWORD 'changed-by-hand'")
+        #expect(
+            try await driver.observe(context(driver, "hand-password", recorded: outputs))
+                == .drifted("password of role dfe_hand_password was changed"))
+        let repaired = try await driver.apply(context(driver, "hand-password", recorded: outputs))
+        #expect(repaired["password"] == outputs["password"])
+        #expect(try await driver.observe(context(driver, "hand-password", recorded: repaired)) == .ok)
+        let password = try #require(repaired["password"])
+        _ = try connect(cluster, user: "dfe_hand_password", password: password, database: "dfe_hand_password")
+    }
+
+    @Test func aNonSuperuserAdminDetectsAHandChangedPasswordByATestLogin() async throws {
+        let cluster = try await TestCluster.shared()
+        try? admin(cluster, "CREATE ROLE dfe_operator2 LOGIN CREATEROLE CREATEDB PASSWORD 'operator2-password'")
+        let driver = try makeDriver(
+            [
+                "url": "postgres://dfe_operator2@127.0.0.1:\(cluster.port)/postgres", "passwordEnv": "OPERATOR_PW",
+                "sslmode": "disable",
+            ],
+            environment: ["OPERATOR_PW": "operator2-password"])
+        let outputs = try await driver.apply(context(driver, "operated-drift"))
+        #expect(try await driver.observe(context(driver, "operated-drift", recorded: outputs)) == .ok)
+        try admin(cluster, "ALTER ROLE dfe_operated_drift PASSWORD 'changed-by-hand'")
+        #expect(
+            try await driver.observe(context(driver, "operated-drift", recorded: outputs))
+                == .drifted("password of role dfe_operated_drift was changed"))
+        let repaired = try await driver.apply(context(driver, "operated-drift", recorded: outputs))
+        #expect(try await driver.observe(context(driver, "operated-drift", recorded: repaired)) == .ok)
+        try await driver.delete(context(driver, "operated-drift", recorded: repaired))
+    }
+
+    @Test func passwordDriftCheckCost() async throws {
+        let cluster = try await TestCluster.shared()
+        let superuser = try clusterDriver(cluster)
+        let outputs = try await superuser.apply(context(superuser, "cost-check"))
+        var noDigest = outputs
+        noDigest["verifierDigest"] = nil
+        var noPassword = outputs
+        noPassword["password"] = nil
+        let clock = ContinuousClock()
+        let rounds = 20
+        var results: [String] = []
+        for (label, recorded) in [("no check", noPassword), ("verifier digest", outputs), ("test login", noDigest)] {
+            _ = try await superuser.observe(context(superuser, "cost-check", recorded: recorded))
+            let elapsed = try await clock.measure {
+                for _ in 0..<rounds {
+                    _ = try await superuser.observe(context(superuser, "cost-check", recorded: recorded))
+                }
+            }
+            results.append("\(label) \(elapsed / rounds)")
+        }
+        print("postgres observe per instance: \(results.joined(separator: ", "))")
+        #expect(try await superuser.observe(context(superuser, "cost-check", recorded: noDigest)) == .ok)
+    }
+}

@@ -48,17 +48,23 @@ func clusterDriver(_ cluster: RunningCluster, prefix: String? = nil) throws -> a
 let testHost = HostConfig(
     name: "pg", provides: [:], offerings: [:], resourceURI: "https://example.test", location: configLocation)
 
+/// The state id the driver tests work in.
+let testStateID = "5f0c2d7e-postgres-tests"
+
 /// The context of instance `name`'s database, optionally with what a previous apply returned.
-func context(_ driver: any SubProvisioner, _ name: String, recorded outputs: [String: String]? = nil) -> ResourceContext
-{
+func context(
+    _ driver: any SubProvisioner, _ name: String, recorded outputs: [String: String]? = nil,
+    stateID: String = testStateID, owner: String = "tester"
+) -> ResourceContext {
     let spec = InstanceSpec(
-        name: name, owner: "tester", provisioner: "pg", source: SourceLocation(path: "instances/\(name).yaml"))
+        name: name, owner: owner, provisioner: "pg", source: SourceLocation(path: "instances/\(name).yaml"))
     let fields = driver.fields(for: spec, host: testHost, dependencies: [:])
     let recorded = outputs.map {
         RecordedResource(
             kind: .database, host: "pg", driver: "postgres", specHash: fields.hash, fields: fields, outputs: $0)
     }
-    return ResourceContext(name: name, owner: "tester", spec: spec, host: testHost, fields: fields, recorded: recorded)
+    return ResourceContext(
+        name: name, owner: owner, spec: spec, host: testHost, fields: fields, recorded: recorded, stateID: stateID)
 }
 
 /// The context of a pruned instance: no spec, no desired fields, only what was recorded.
@@ -66,7 +72,8 @@ func pruneContext(_ name: String, recorded outputs: [String: String]) -> Resourc
     let recorded = RecordedResource(
         kind: .database, host: "pg", driver: "postgres", specHash: "", fields: FieldSet(), outputs: outputs)
     return ResourceContext(
-        name: name, owner: "tester", spec: nil, host: testHost, fields: FieldSet(), recorded: recorded)
+        name: name, owner: "tester", spec: nil, host: testHost, fields: FieldSet(), recorded: recorded,
+        stateID: testStateID)
 }
 
 /// A direct libpq connection to the cluster.

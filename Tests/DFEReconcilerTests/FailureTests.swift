@@ -7,15 +7,22 @@ import Testing
 
 /// Failure isolation, backoff, the lease and recovery of interrupted steps.
 @Suite struct FailureTests {
-    /// A workspace with three instances where a regular file blocks `beta`'s storage directory.
+    /// A workspace with three instances where a regular file blocks `beta`'s owner `.private` directory (a
+    /// retryable failure: nothing of anyone's is in the instance's own place).
     func blockedWorkspace() throws -> TemporaryWorkspace {
         let ws = try TemporaryWorkspace()
-        for name in ["alpha", "beta", "gamma"] { try ws.addInstance(name) }
-        let blocked = ws.storagePath("beta")
+        for name in ["alpha", "beta", "gamma"] { try ws.addInstance(name, owner: "beta@example.com") }
+        for name in ["alpha", "gamma"] { try ws.addInstance(name) }
+        let blocked = Self.blockedPath(ws)
         try FileManager.default.createDirectory(
             atPath: (blocked as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         try Data("not a directory".utf8).write(to: URL(fileURLWithPath: blocked))
         return ws
+    }
+
+    /// The file that blocks beta.
+    static func blockedPath(_ ws: TemporaryWorkspace) -> String {
+        (ws.storagePath("beta", owner: "beta@example.com") as NSString).deletingLastPathComponent + "/.private"
     }
 
     @Test func aFileInTheWayFailsOnlyItsInstanceWithBackoffAndRemovingItConverges() async throws {
@@ -25,7 +32,7 @@ import Testing
         let reconciler = ws.reconciler(clock: clock)
         let report = try await reconciler.run(ReconcileOptions())
         #expect(report.errors.map(\.instance) == ["beta"])
-        #expect(report.errors.first?.message.contains(ws.storagePath("beta")) == true)
+        #expect(report.errors.first?.message.contains(Self.blockedPath(ws)) == true)
         #expect(report.summary.failed == 1)
         var state = try ws.recorded()
         #expect(state["alpha"]?.phase == .ready)
@@ -42,7 +49,7 @@ import Testing
         #expect(state["beta"]?.attempts == 2)
         #expect(state["beta"]?.nextAttemptAt == clock.now().timeIntervalSince1970 + 10)
 
-        try FileManager.default.removeItem(atPath: ws.storagePath("beta"))
+        try FileManager.default.removeItem(atPath: Self.blockedPath(ws))
         let fixed = try await reconciler.run(ReconcileOptions())
         #expect(fixed.errors.isEmpty)
         state = try ws.recorded()
@@ -67,7 +74,7 @@ import Testing
         #expect(try ws.recorded()["beta"]?.attempts == 1)
 
         // A changed manifest overrides the backoff, and restarts the count.
-        try ws.addInstance("beta", extra: "  state: locked")
+        try ws.addInstance("beta", owner: "beta@example.com", extra: "  state: locked")
         report = try await reconciler.run(ReconcileOptions(honourBackoff: true))
         #expect(report.errors.map(\.instance) == ["beta"])
         #expect(try ws.recorded()["beta"]?.attempts == 1)

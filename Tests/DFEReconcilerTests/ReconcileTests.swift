@@ -113,21 +113,66 @@ import Testing
         #expect(!after.summary.hasPendingChanges)
     }
 
-    @Test func aForeignDatabaseFileIsMovedAsideNotOverwritten() async throws {
+    @Test func aDatabaseOfAnotherInstanceIsATerminalConflictThatTheControllerDoesNotRetry() async throws {
         let ws = try workspaceWithThree()
         defer { ws.delete() }
-        let reconciler = ws.reconciler()
+        let clock = ManualClock()
+        let reconciler = ws.reconciler(clock: clock)
         _ = try await reconciler.run(ReconcileOptions())
         // Put alpha's database where beta's belongs: owned by another instance.
         try FileManager.default.removeItem(atPath: ws.databasePath("beta"))
         try FileManager.default.copyItem(atPath: ws.databasePath("alpha"), toPath: ws.databasePath("beta"))
+        let before = try Data(contentsOf: URL(fileURLWithPath: ws.databasePath("beta")))
         let plan = try await reconciler.run(ReconcileOptions(dryRun: true))
-        #expect(plan.plan.changes.map(\.reason) == ["drift"])
-        _ = try await reconciler.run(ReconcileOptions())
+        #expect(plan.plan.changes.isEmpty)
+        #expect(plan.summary.failed == 1)
+        #expect(plan.errors.first?.message.contains("belongs to instance 'alpha'") == true)
+        let report = try await reconciler.run(ReconcileOptions())
+        #expect(report.errors.map(\.instance) == ["beta"])
+        var beta = try #require(try ws.recorded()["beta"])
+        #expect(beta.phase == .failed)
+        #expect(beta.terminal)
+        #expect(beta.nextAttemptAt == nil)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: ws.databasePath("beta"))) == before)
         let files = try FileManager.default.contentsOfDirectory(
             atPath: ws.root.appendingPathComponent("var/databases").path)
-        #expect(files.contains { $0.hasPrefix("beta.sqlite.foreign-") })
-        #expect(!(try await reconciler.run(ReconcileOptions(dryRun: true))).summary.hasPendingChanges)
+        #expect(files.sorted() == ["alpha.sqlite", "beta.sqlite", "gamma.sqlite"])
+
+        // The controller (honouring backoff) never retries it, however long it waits.
+        clock.advance(by: 86_400)
+        let controller = try await reconciler.run(ReconcileOptions(honourBackoff: true))
+        #expect(controller.errors.isEmpty)
+        #expect(try ws.recorded()["beta"]?.attempts == 1)
+
+        // A run by hand retries at once (and fails again: still not ours).
+        _ = try await reconciler.run(ReconcileOptions())
+        beta = try #require(try ws.recorded()["beta"])
+        #expect(beta.attempts == 2)
+        #expect(beta.terminal)
+
+        // Once the operator moves the file away, a run by hand converges and clears the terminal mark.
+        try FileManager.default.removeItem(atPath: ws.databasePath("beta"))
+        let fixed = try await reconciler.run(ReconcileOptions())
+        #expect(fixed.errors.isEmpty)
+        #expect(try ws.recorded()["beta"]?.terminal == false)
+        #expect(try ws.recorded()["beta"]?.phase == .ready)
+    }
+
+    @Test func aTerminalFailureIsRetriedByTheControllerWhenTheManifestChanges() async throws {
+        let ws = try workspaceWithThree()
+        defer { ws.delete() }
+        let reconciler = ws.reconciler(clock: ManualClock())
+        try FileManager.default.createDirectory(
+            at: ws.root.appendingPathComponent("var/databases"), withIntermediateDirectories: true)
+        try Data("not ours".utf8).write(to: URL(fileURLWithPath: ws.databasePath("beta")))
+        _ = try await reconciler.run(ReconcileOptions())
+        #expect(try ws.recorded()["beta"]?.terminal == true)
+        let unchanged = try await reconciler.run(ReconcileOptions(honourBackoff: true))
+        #expect(unchanged.errors.isEmpty)
+        try ws.addInstance("beta", extra: "  state: locked")
+        let changed = try await reconciler.run(ReconcileOptions(honourBackoff: true))
+        #expect(changed.errors.map(\.instance) == ["beta"])
+        #expect(try ws.recorded()["beta"]?.attempts == 1)
     }
 }
 

@@ -62,6 +62,36 @@ func change(_ name: String, _ kind: ResourceKind, _ action: Action = .create) ->
 }
 
 @Suite struct StateStoreTests {
+    @Test func theStateIDIsMadeOnceAtCreationRandomPerStateAndReadableWithoutWriting() async throws {
+        let first = try StateDirectory()
+        let second = try StateDirectory()
+        #expect(try StateStore.stateID(url: first.state) == nil)
+        #expect(!FileManager.default.fileExists(atPath: first.state.path))
+        let store = try StateStore(url: first.state)
+        let id = store.stateID
+        store.close()
+        #expect(id.count == 36, "\(id)")
+        let reopened = try StateStore(url: first.state)
+        #expect(reopened.stateID == id)
+        reopened.close()
+        #expect(try StateStore.stateID(url: first.state) == id)
+        let other = try StateStore(url: second.state)
+        #expect(other.stateID != id)
+        other.close()
+    }
+
+    @Test func aTerminalFailureIsRememberedInTheState() async throws {
+        let directory = try StateDirectory()
+        let store = try StateStore(url: directory.state)
+        defer { store.close() }
+        var row = RecordedInstance(name: "acme", owner: "o", provisioner: "p", phase: .failed, terminal: true)
+        try await store.saveInstance(row, at: Date())
+        #expect(try await store.instances()["acme"]?.terminal == true)
+        row.terminal = false
+        try await store.saveInstance(row, at: Date())
+        #expect(try await store.instances()["acme"]?.terminal == false)
+    }
+
     @Test func freshFileIsMigratedWalAndPrivate() async throws {
         let directory = try StateDirectory()
         #expect(!FileManager.default.fileExists(atPath: directory.state.path))
@@ -76,6 +106,7 @@ func change(_ name: String, _ kind: ResourceKind, _ action: Action = .create) ->
         let migrations = try SQLiteShell.query(
             directory.state.path, "SELECT group_concat(identifier) FROM grdb_migrations")
         #expect(migrations?.split(separator: ",").prefix(2) == ["v1", "v2-lease-fencing"])
+        #expect(migrations?.contains("v2-state-id,v2-terminal-failures") == true)
         let header = try Data(contentsOf: directory.state).prefix(20)
         #expect(header.prefix(16) == Data("SQLite format 3\0".utf8))
         #expect(header[18] == 2 && header[19] == 2, "state database must be in WAL mode")
