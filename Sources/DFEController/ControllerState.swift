@@ -13,7 +13,6 @@ public final class ControllerState: Sendable {
         public var sourceError: String?
         /// The desired instances of the last good load.
         public var desired: [DesiredInstance] = []
-        public var metrics = MetricsSnapshot()
 
         /// Ready: the first reconcile has finished and the last load was valid.
         public var ready: Bool { firstRunFinished && loadErrors.isEmpty }
@@ -32,17 +31,22 @@ public final class ControllerState: Sendable {
     }
 
     private let state = Mutex(Snapshot())
+    /// The controller's metrics (thread-safe on their own).
+    public let metrics: ControllerMetrics
 
-    public init() {}
+    public init(metrics: ControllerMetrics = ControllerMetrics()) {
+        self.metrics = metrics
+    }
 
     /// A copy of the current state.
     public var snapshot: Snapshot { state.withLock { $0 } }
 
     /// Changes the state under the lock.
     public func update(_ body: (inout Snapshot) -> Void) {
-        state.withLock { snapshot in
+        let ready = state.withLock { snapshot in
             body(&snapshot)
-            snapshot.metrics.ready = snapshot.ready
+            return snapshot.ready
         }
+        metrics.setReady(ready)
     }
 }

@@ -5,6 +5,7 @@ import DFEState
 import Foundation
 import Logging
 import ServiceLifecycle
+import Synchronization
 
 /// Decides what to reconcile and runs the reconciler, one run at a time.
 ///
@@ -19,6 +20,8 @@ actor Engine {
     let reconcilerLogger: Logger
     let queue: WorkQueue
     let state: ControllerState
+    /// The in-memory view the HTTP surface answers from; fed after every run and every manifest change.
+    let fleet: FleetView
     let prune: Bool?
     let parallelism: Int?
     /// Manifests come from the git source: the revision is the adopted commit, not the work tree's HEAD.
@@ -34,9 +37,10 @@ actor Engine {
 
     init(
         workspace: Workspace, registry: DriverRegistry, environment: [String: String], clock: any WallClock,
-        logger: Logger, reconcilerLogger: Logger, queue: WorkQueue, state: ControllerState, prune: Bool?,
-        parallelism: Int?, gitMode: Bool
+        logger: Logger, reconcilerLogger: Logger, queue: WorkQueue, state: ControllerState, fleet: FleetView,
+        prune: Bool?, parallelism: Int?, gitMode: Bool
     ) {
+        self.fleet = fleet
         self.base = workspace
         self.registry = registry
         self.environment = environment
@@ -96,10 +100,8 @@ actor Engine {
             logger.error(
                 "manifests invalid; keeping the last good ones",
                 metadata: ["errors": "\(error.diagnostics.count)", "trigger": "\(reason)"])
-            state.update {
-                $0.loadErrors = error.diagnostics.map(\.description)
-                $0.metrics.manifestLoadErrors += 1
-            }
+            state.update { $0.loadErrors = error.diagnostics.map(\.description) }
+            state.metrics.recordManifestLoadError()
             return nil
         }
     }
@@ -113,6 +115,7 @@ actor Engine {
             $0.loadErrors = []
             $0.desired = loaded.desired
         }
+        await fleet.refresh(desired: loaded.desired)
         if wasInvalid { logger.notice("manifests valid again", metadata: ["trigger": "\(reason)"]) }
         guard let previous, !full, previous.config == loaded.config else {
             await queue.enqueueFull(reason: reason)
@@ -139,8 +142,18 @@ actor Engine {
 
     // MARK: Running
 
-    /// One reconcile run over the current inputs; records metrics and schedules backoff wake-ups.
+    /// Reconciles one unit of work: urgent instances first (ignoring their backoff), then the rest.
     func run(_ work: Work) async {
+        guard !work.urgent.isEmpty else { return await runOnce(work, honourBackoff: true) }
+        await runOnce(Work(full: false, names: work.urgent, reasons: work.reasons), honourBackoff: false)
+        var rest = work
+        rest.urgent = []
+        rest.names.subtract(work.urgent)
+        if rest.full || !rest.names.isEmpty { await runOnce(rest, honourBackoff: true) }
+    }
+
+    /// One reconcile run over the current inputs; records metrics and schedules backoff wake-ups.
+    func runOnce(_ work: Work, honourBackoff: Bool) async {
         guard let inputs else {
             logger.notice("nothing reconciled: no valid manifests loaded yet")
             return
@@ -149,7 +162,7 @@ actor Engine {
         let revision = gitMode ? commit : GitRevision.of(workspace.manifests)
         var options = ReconcileOptions(
             prune: prune, only: work.full ? nil : work.names, parallelism: parallelism, wait: true,
-            honourBackoff: true, revision: revision)
+            honourBackoff: honourBackoff, revision: revision)
         // On SIGTERM/SIGINT: finish the instances in flight, start no others (the next start picks them up).
         options.shouldStop = { Task.isShuttingDownGracefully }
         let scope = work.full ? "all" : work.names.sorted().joined(separator: ",")
@@ -161,8 +174,19 @@ actor Engine {
             workspace: workspace, registry: registry, environment: environment, clock: clock, logger: reconcilerLogger)
         let started = ContinuousClock.now
         var success = false
+        let steps = Mutex<[(String, StepRecord)]>([])
         do {
-            let report = try await reconciler.run(options, inputs: inputs)
+            let metrics = state.metrics
+            let clock = clock
+            let report = try await reconciler.run(options, inputs: inputs) { event in
+                if case .stepFinished(let change, let duration, let error) = event {
+                    metrics.recordStep(resource: change.resource, action: change.action, success: error == nil)
+                    let step = StepRecord(
+                        resource: change.resource, action: change.action, reason: change.reason, error: error,
+                        at: clock.now(), duration: duration)
+                    steps.withLock { $0.append((change.instance, step)) }
+                }
+            }
             let summary = report.summary
             for error in report.errors {
                 logger.error(
@@ -191,9 +215,11 @@ actor Engine {
                     "duration": "\(DurationText.format(ContinuousClock.now - started))",
                 ])
         }
-        let seconds = (ContinuousClock.now - started).seconds
+        let elapsed = ContinuousClock.now - started
         let recorded = (try? StateStore.snapshot(url: workspace.state, withFields: false)) ?? [:]
         backoff = BackoffSchedule.pending(recorded: recorded, desired: inputs.desired, now: clock.now())
+        for (instance, step) in steps.withLock({ $0 }) { await fleet.recordStep(step, instance: instance) }
+        await fleet.refresh(recorded: recorded, desired: inputs.desired)
         if let next = backoff.values.min() {
             logger.info(
                 "backoff wake-up scheduled",
@@ -202,11 +228,9 @@ actor Engine {
                     "instances": "\(backoff.keys.sorted().joined(separator: ","))",
                 ])
         }
-        state.update {
-            $0.firstRunFinished = true
-            $0.metrics.recordRun(seconds: seconds, success: success)
-            if success, let revision { $0.metrics.lastAppliedRevision = revision }
-        }
+        state.metrics.recordRun(duration: elapsed, success: success)
+        if success, let revision { state.metrics.setLastAppliedRevision(revision) }
+        state.update { $0.firstRunFinished = true }
     }
 
     /// Removes and returns the instances whose backoff has ended by `now`.
