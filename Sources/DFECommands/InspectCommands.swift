@@ -46,14 +46,25 @@ struct StatusCommand: AsyncParsableCommand {
     @Argument(help: "Show only this instance.")
     var name: String?
 
+    @Option(
+        name: [.customShort("l"), .long],
+        help: ArgumentHelp("Only instances with this label (repeatable; all must match).", valueName: "KEY=VALUE"))
+    var selector: [String] = []
+
     @Option(name: .long, help: "Output format: text or json.")
     var output: OutputFormat = .text
 
     func run() async throws {
         let workspace = workspace.workspace()
+        let labelSelector: LabelSelector
+        do {
+            labelSelector = try LabelSelector.parse(selector)
+        } catch {
+            throw CommandFailure(error.description)
+        }
         let recorded: [String: RecordedInstance]
         do {
-            recorded = try StateStore.snapshot(url: workspace.state, withFields: false)
+            recorded = try workspace.stateBackend().snapshot(withFields: false)
         } catch {
             throw CommandFailure("\(error)")
         }
@@ -64,6 +75,12 @@ struct StatusCommand: AsyncParsableCommand {
                 "warning: the manifests are invalid (see `dfe validate`); phases are shown as last recorded")
         }
         var instances = StatusView.instances(recorded: recorded, desired: desired)
+        if !labelSelector.isEmpty {
+            instances = instances.filter { labelSelector.matches($0.labels) }
+            if instances.isEmpty {
+                throw CommandFailure(SelectionError.selectorMatchesNothing(labelSelector).description)
+            }
+        }
         if let name {
             instances = instances.filter { $0.name == name }
             if instances.isEmpty {
@@ -95,7 +112,7 @@ struct StatusCommand: AsyncParsableCommand {
             switch instance.phase {
             case "ready": painted = terminal.paint(phase, .green)
             case "failed": painted = terminal.paint(phase, .red)
-            case "orphaned", "suspended": painted = terminal.paint(phase, .yellow)
+            case "orphaned", "suspended", "drifted": painted = terminal.paint(phase, .yellow)
             default: painted = phase
             }
             terminal.out(
@@ -141,14 +158,10 @@ struct HistoryCommand: AsyncParsableCommand {
     func run() async throws {
         let workspace = workspace.workspace()
         var entries: [JournalEntry] = []
-        if FileManager.default.fileExists(atPath: workspace.state.path) {
-            do {
-                let store = try StateStore(url: workspace.state)
-                defer { store.close() }
-                entries = try await store.history(instance: name, limit: limit)
-            } catch {
-                throw CommandFailure("\(error)")
-            }
+        do {
+            entries = try workspace.stateBackend().history(instance: name, limit: limit)
+        } catch {
+            throw CommandFailure("\(error)")
         }
         let formatter = ISO8601DateFormatter()
         if output == .json {
@@ -255,12 +268,13 @@ struct UnlockCommand: AsyncParsableCommand {
 
     func run() async throws {
         let workspace = workspace.workspace()
-        guard FileManager.default.fileExists(atPath: workspace.state.path) else {
-            Terminal.shared.out("No state at \(workspace.display(workspace.state)); nothing to unlock.")
-            return
-        }
         do {
-            let store = try StateStore(url: workspace.state)
+            let backend = try workspace.stateBackend()
+            guard try backend.exists() else {
+                Terminal.shared.out("No state at \(workspace.display(workspace.state)); nothing to unlock.")
+                return
+            }
+            let store = try backend.open()
             defer { store.close() }
             guard force else {
                 let holder = try await store.leaseHolder()

@@ -36,7 +36,7 @@ struct PlanOutput {
             case .suspended, .converge, .prune:
                 break
             }
-            guard instance.hasChanges || !instance.failures.isEmpty else { continue }
+            guard instance.hasChanges || !instance.failures.isEmpty || !instance.drift.isEmpty else { continue }
             let note = instance.disposition == .prune ? " (manifest removed: pruning)" : ""
             lines.append(terminal.paint("  # \(instance.name)", .bold) + note)
             for change in instance.changes {
@@ -50,6 +50,7 @@ struct PlanOutput {
                         "      \(field.field): \(quoted(field.field, field.old)) → \(quoted(field.field, field.new))")
                 }
             }
+            for drift in instance.drift { lines.append("  " + driftLine(drift)) }
             for (kind, message) in instance.failures.sorted(by: { $0.key < $1.key }) {
                 lines.append(
                     "  \(terminal.paint("✗", .red)) \(kind.rawValue.padding(toLength: 9, withPad: " ", startingAt: 0)) \(message)"
@@ -60,21 +61,35 @@ struct PlanOutput {
         return lines
     }
 
+    /// `? RESOURCE drift (report only): DETAIL`.
+    func driftLine(_ drift: DriftReport) -> String {
+        "\(terminal.paint("?", .cyan)) \(drift.resource.rawValue) drift (report only): \(drift.detail)"
+    }
+
+    /// After an apply: each instance's reported drift, under its name.
+    func driftLines(_ report: ReconcileReport) -> [String] {
+        report.plan.instances.filter { !$0.drift.isEmpty }.flatMap { instance in
+            ["  # \(instance.name) drifted (driftPolicy: Report; not repaired)"]
+                + instance.drift.map { "  " + driftLine($0) }
+        }
+    }
+
     /// `Plan: 3 to create, ...` or `Apply complete: ...`.
     func summaryLine(_ report: ReconcileReport) -> String {
         let s = report.summary
+        let drifted = s.drifted > 0 ? ", \(s.drifted) drifted (report only)" : ""
         if report.dryRun {
             if !s.hasPendingChanges && s.failed == 0 {
-                return "No changes. \(s.unchanged) resources up to date, \(s.orphaned) orphaned."
+                return "No changes. \(s.unchanged) resources up to date, \(s.orphaned) orphaned\(drifted)."
             }
             return
-                "Plan: \(s.create) to create, \(s.update) to update, \(s.delete) to delete, \(s.retain) to retain; \(s.unchanged) unchanged, \(s.orphaned) orphaned, \(s.failed) failed."
+                "Plan: \(s.create) to create, \(s.update) to update, \(s.delete) to delete, \(s.retain) to retain; \(s.unchanged) unchanged, \(s.orphaned) orphaned, \(s.failed) failed\(drifted)."
         }
         var counts = PlanSummary()
         for change in report.applied { counts.count(change.action) }
         let failed = report.errors.isEmpty ? "" : terminal.paint(", \(s.failed) failed", .red)
         return
-            "Apply \(report.errors.isEmpty ? "complete" : "finished with errors"): \(counts.create) created, \(counts.update) updated, \(counts.delete) deleted, \(counts.retain) retained; \(s.unchanged) unchanged, \(s.orphaned) orphaned\(failed)."
+            "Apply \(report.errors.isEmpty ? "complete" : "finished with errors"): \(counts.create) created, \(counts.update) updated, \(counts.delete) deleted, \(counts.retain) retained; \(s.unchanged) unchanged, \(s.orphaned) orphaned\(drifted)\(failed)\(report.stale.isEmpty ? "" : ", \(report.stale.count) stale")."
     }
 
     /// One progress line per finished step while applying.
@@ -114,10 +129,16 @@ struct PlanOutput {
         let errors: [[String: Any]] = report.errors.map {
             ["instance": $0.instance, "resource": $0.resource?.rawValue ?? NSNull(), "message": $0.message]
         }
+        let drift: [[String: Any]] = report.plan.drift.map {
+            ["instance": $0.instance, "resource": $0.resource.rawValue, "detail": $0.detail]
+        }
         var object: [String: Any] = [
             "dryRun": report.dryRun, "summary": summaryObject(report.summary), "changes": changes, "errors": errors,
-            "revision": report.revision ?? NSNull(),
+            "revision": report.revision ?? NSNull(), "drift": drift, "stale": report.stale.map(\.name),
         ]
+        if !report.stale.isEmpty {
+            object["staleReasons"] = Dictionary(uniqueKeysWithValues: report.stale.map { ($0.name, $0.reason) })
+        }
         if !report.warnings.isEmpty { object["warnings"] = report.warnings }
         return object
     }

@@ -24,14 +24,23 @@ struct ReconcileCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Only this instance (repeatable).")
     var only: [String] = []
 
+    @OptionGroup var gitops: GitOpsOptions
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Apply this saved plan (from `dfe plan --out FILE`): each instance only if re-planning it gives exactly the saved changes.",
+            valueName: "FILE"))
+    var plan: String?
+
     @Option(name: .long, help: "Instances reconciled at once (default: config's parallelism, 4).")
     var parallelism: Int?
 
     @Flag(name: .long, help: "Wait for the state lease instead of failing when another run holds it.")
     var wait = false
 
-    @Option(name: .long, help: "Output format: text or json.")
-    var output: OutputFormat = .text
+    @Option(name: .long, help: "Output format: text, json or markdown (for a pull-request comment).")
+    var output: PlanFormat = .text
 
     @Option(name: .long, help: "Log level for stderr logs: trace, debug, info, notice, warning, error.")
     var logLevel: LogLevel = .warning
@@ -40,27 +49,104 @@ struct ReconcileCommand: AsyncParsableCommand {
         if let parallelism, !(1...256).contains(parallelism) {
             throw ValidationError("--parallelism must be between 1 and 256")
         }
+        if plan != nil, dryRun { throw ValidationError("--plan applies a saved plan; it cannot be a --dry-run") }
+        if plan != nil, !only.isEmpty || !gitops.selector.isEmpty || prune || gitops.pruneAll {
+            throw ValidationError(
+                "--plan applies exactly the saved plan's instances with its prune settings; drop --only, --selector, --prune and --prune-all"
+            )
+        }
+        if gitops.out != nil, !dryRun {
+            throw ValidationError("--out saves a plan: use it with `dfe plan` or --dry-run")
+        }
     }
 
     func run() async throws {
         LogSetup.bootstrap(level: logLevel.level, format: .logfmt)
-        let code = await Self.execute(
-            workspace: workspace.workspace(), dryRun: dryRun, prune: prune ? true : nil, only: only,
-            parallelism: parallelism, wait: wait, output: output)
+        var request = RunRequest(workspace: workspace.workspace(), dryRun: dryRun, output: output)
+        request.prune = prune ? true : nil
+        request.only = only
+        request.parallelism = parallelism
+        request.wait = wait
+        request.gitops = gitops
+        request.planFile = plan
+        let code = await Self.execute(request)
         if code != .success { throw code }
     }
 
+    /// What one `dfe reconcile` or `dfe plan` asks for.
+    struct RunRequest {
+        var workspace: Workspace
+        var dryRun: Bool
+        var output: PlanFormat
+        var prune: Bool?
+        var only: [String] = []
+        var parallelism: Int?
+        var wait = false
+        var gitops = GitOpsOptions()
+        /// `reconcile --plan FILE`.
+        var planFile: String?
+
+        init(workspace: Workspace, dryRun: Bool, output: PlanFormat) {
+            self.workspace = workspace
+            self.dryRun = dryRun
+            self.output = output
+        }
+    }
+
+    /// Prints a run-level failure in the requested format and returns exit 1.
+    static func fail(_ message: String, request: RunRequest) -> ExitCode {
+        let terminal = Terminal.shared
+        switch request.output {
+        case .json:
+            terminal.write(
+                jsonData([
+                    "dryRun": request.dryRun, "summary": summaryObject(PlanSummary()), "changes": [Any](),
+                    "errors": [["message": message]], "revision": NSNull(),
+                ]))
+        case .markdown:
+            terminal.err("dfe: \(message)")
+            terminal.out(MarkdownOutput.failure(message, dryRun: request.dryRun))
+        case .text:
+            terminal.err("dfe: \(message)")
+        }
+        return .failure
+    }
+
     /// Runs a reconcile and prints it; returns the exit code.
-    static func execute(
-        workspace: Workspace, dryRun: Bool, prune: Bool?, only: [String], parallelism: Int?, wait: Bool,
-        output: OutputFormat
-    ) async -> ExitCode {
+    static func execute(_ request: RunRequest) async -> ExitCode {
+        let workspace = request.workspace
+        let dryRun = request.dryRun
+        let output = request.output
         let terminal = Terminal.shared
         let renderer = PlanOutput(terminal: terminal)
         let reconciler = Reconciler(workspace: workspace, registry: AllDrivers.registry(), logger: Logger(label: "dfe"))
         var options = ReconcileOptions(
-            dryRun: dryRun, prune: prune, only: only.isEmpty ? nil : Set(only), parallelism: parallelism, wait: wait)
+            dryRun: dryRun, prune: request.prune, only: request.only.isEmpty ? nil : Set(request.only),
+            parallelism: request.parallelism, wait: request.wait)
         options.revision = GitRevision.of(workspace.manifests)
+        options.pruneAll = request.gitops.pruneAll
+        do {
+            options.selector = try LabelSelector.parse(request.gitops.selector)
+        } catch {
+            return fail(error.description, request: request)
+        }
+        if let path = request.planFile {
+            let saved: SavedPlan
+            do {
+                saved = try SavedPlan.read(from: URL(fileURLWithPath: path))
+            } catch {
+                return fail(error.description, request: request)
+            }
+            let digest = InputDigest.of(workspace)
+            guard digest == saved.inputs else {
+                return fail(
+                    "refusing to apply \(path): the manifests or config changed since it was made (inputs \(digest.prefix(19)), plan \(saved.inputs.prefix(19))); nothing was done. Make a new plan with `dfe plan --out FILE` and review it",
+                    request: request)
+            }
+            options.binding = saved.bindings
+            options.prune = saved.prune
+            options.pruneAll = saved.pruneAll
+        }
         var observer: ReconcileObserver?
         if output == .text && !dryRun {
             observer = { event in
@@ -73,23 +159,30 @@ struct ReconcileCommand: AsyncParsableCommand {
         } catch {
             switch error {
             case .invalid(let failure):
-                return reportInvalid(failure, format: output, dryRun: dryRun)
+                if output == .markdown { terminal.out(MarkdownOutput.failure(failure.description, dryRun: dryRun)) }
+                return reportInvalid(failure, format: output == .json ? .json : .text, dryRun: dryRun)
             case .state(let cause):
-                if output == .json {
-                    terminal.write(
-                        jsonData([
-                            "dryRun": dryRun, "summary": summaryObject(PlanSummary()), "changes": [Any](),
-                            "errors": [["message": "\(cause)"]],
-                        ]))
-                } else {
-                    terminal.err("dfe: \(cause)")
-                }
-                return .failure
+                return fail("\(cause)", request: request)
+            case .selection, .pruneRefused, .planRefused:
+                return fail(error.description, request: request)
             }
         }
-        if output == .json {
+        if let out = request.gitops.out {
+            let saved = SavedPlan(
+                createdAt: Date(), revision: report.revision, inputs: InputDigest.of(workspace), refresh: true,
+                prune: options.prune ?? false, pruneAll: options.pruneAll, report: report)
+            do {
+                try saved.write(to: URL(fileURLWithPath: out))
+            } catch {
+                return fail(error.description, request: request)
+            }
+        }
+        switch output {
+        case .json:
             terminal.write(jsonData(PlanOutput.json(report)))
-        } else {
+        case .markdown:
+            terminal.out(MarkdownOutput.render(report))
+        case .text:
             if dryRun {
                 for warning in report.warnings { terminal.out(terminal.paint("warning: ", .yellow) + warning) }
                 let lines = renderer.render(report)
@@ -101,17 +194,44 @@ struct ReconcileCommand: AsyncParsableCommand {
                 for instance in report.plan.instances where instance.disposition == .orphaned {
                     terminal.out("  # \(instance.name) orphaned: its manifest is gone; --prune deletes it")
                 }
+                for line in renderer.driftLines(report) { terminal.out(line) }
             }
+            for stale in report.stale { terminal.out("stale: \(stale.name) (\(stale.reason))") }
             for error in report.errors where !dryRun {
                 terminal.err(
                     "error: \(error.instance)\(error.resource.map { "/\($0.rawValue)" } ?? ""): \(error.message)")
             }
             terminal.out(renderer.summaryLine(report))
         }
-        if !report.errors.isEmpty { return .failure }
+        if !report.errors.isEmpty || !report.stale.isEmpty { return .failure }
         if dryRun && report.summary.hasPendingChanges { return ExitCode(2) }
         return .success
     }
+}
+
+/// `--output` of plan and reconcile: text, json, or markdown for a pull-request comment.
+enum PlanFormat: String, ExpressibleByArgument, CaseIterable, Sendable {
+    case text, json, markdown
+}
+
+/// The GitOps options of plan and reconcile: selectors, the prune guard's override, saving a plan.
+struct GitOpsOptions: ParsableArguments {
+    @Option(
+        name: [.customShort("l"), .long],
+        help: ArgumentHelp(
+            "Only instances with this label (repeatable; all must match).", valueName: "KEY=VALUE"))
+    var selector: [String] = []
+
+    @Flag(
+        name: .long,
+        help: "Allow a prune that deletes every recorded instance (no manifest left) or more than config's maxPrune.")
+    var pruneAll = false
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Also save the plan to FILE (JSON, mode 0600) for `dfe reconcile --plan FILE`.", valueName: "FILE"))
+    var out: String?
 }
 
 /// `dfe plan`: an alias of `dfe reconcile --dry-run`.
@@ -128,17 +248,21 @@ struct PlanCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Only this instance (repeatable).")
     var only: [String] = []
 
-    @Option(name: .long, help: "Output format: text or json.")
-    var output: OutputFormat = .text
+    @OptionGroup var gitops: GitOpsOptions
+
+    @Option(name: .long, help: "Output format: text, json or markdown (for a pull-request comment).")
+    var output: PlanFormat = .text
 
     @Option(name: .long, help: "Log level for stderr logs: trace, debug, info, notice, warning, error.")
     var logLevel: LogLevel = .warning
 
     func run() async throws {
         LogSetup.bootstrap(level: logLevel.level, format: .logfmt)
-        let code = await ReconcileCommand.execute(
-            workspace: workspace.workspace(), dryRun: true, prune: prune ? true : nil, only: only, parallelism: nil,
-            wait: false, output: output)
+        var request = ReconcileCommand.RunRequest(workspace: workspace.workspace(), dryRun: true, output: output)
+        request.prune = prune ? true : nil
+        request.only = only
+        request.gitops = gitops
+        let code = await ReconcileCommand.execute(request)
         if code != .success { throw code }
     }
 }

@@ -121,6 +121,7 @@ func summaryObject(_ summary: PlanSummary) -> [String: Int] {
     [
         "create": summary.create, "update": summary.update, "delete": summary.delete, "retain": summary.retain,
         "unchanged": summary.unchanged, "orphaned": summary.orphaned, "failed": summary.failed,
+        "drifted": summary.drifted,
     ]
 }
 

@@ -163,6 +163,7 @@ actor Engine {
         var options = ReconcileOptions(
             prune: prune, only: work.full ? nil : work.names, parallelism: parallelism, wait: true,
             honourBackoff: honourBackoff, revision: revision)
+        options.onlyMustExist = false
         // On SIGTERM/SIGINT: finish the instances in flight, start no others (the next start picks them up).
         options.shouldStop = { Task.isShuttingDownGracefully }
         let scope = work.full ? "all" : work.names.sorted().joined(separator: ",")
@@ -216,7 +217,7 @@ actor Engine {
                 ])
         }
         let elapsed = ContinuousClock.now - started
-        let recorded = (try? StateStore.snapshot(url: workspace.state, withFields: false)) ?? [:]
+        let recorded = (try? workspace.stateBackend().snapshot(withFields: false)) ?? [:]
         backoff = BackoffSchedule.pending(recorded: recorded, desired: inputs.desired, now: clock.now())
         for (instance, step) in steps.withLock({ $0 }) { await fleet.recordStep(step, instance: instance) }
         await fleet.refresh(recorded: recorded, desired: inputs.desired)

@@ -90,15 +90,11 @@ public actor FleetView {
         rebuild()
     }
 
-    /// Reads the recorded state at `stateURL` (off the cooperative pool) and refreshes from it: what a standby
-    /// controller calls on an interval.
-    public func refresh(from stateURL: URL, desired: [DesiredInstance]? = nil) async throws {
-        let recorded = try await Self.read(stateURL)
+    /// Reads the recorded state from `backend` (off the cooperative pool, writing nothing) and refreshes from
+    /// it: what a standby controller calls on an interval.
+    public func refresh(from backend: any StateBackend, desired: [DesiredInstance]? = nil) async throws {
+        let recorded = try await offloaded { try backend.snapshot(withFields: false) }
         refresh(recorded: recorded, desired: desired)
-    }
-
-    nonisolated static func read(_ url: URL) async throws -> [String: RecordedInstance] {
-        try await offloaded { try StateStore.snapshot(url: url, withFields: false) }
     }
 
     /// Remembers one finished step of an instance (the newest `historyLimit` are kept).

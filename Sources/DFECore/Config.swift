@@ -29,12 +29,17 @@ public struct Offering: Sendable, Hashable {
     public var suggested: String
     /// Offered values and their descriptions.
     public var items: [String: String]
+    /// Per offered value, the environment variables it adds to the instance's `.env` (`env:` of the item).
+    public var env: [String: [String: String]]
 
-    public init(key: String, name: String, suggested: String, items: [String: String]) {
+    public init(
+        key: String, name: String, suggested: String, items: [String: String], env: [String: [String: String]] = [:]
+    ) {
         self.key = key
         self.name = name
         self.suggested = suggested
         self.items = items
+        self.env = env
     }
 }
 
@@ -78,11 +83,15 @@ public struct Settings: Sendable, Hashable {
     public var controllerInterval: Duration
     public var listen: String
     public var backoff: Backoff
+    /// The drift policy of manifests that give none (`driftPolicy`).
+    public var driftPolicy: DriftPolicy
+    /// The most instances one run may prune (`maxPrune`); nil: no limit.
+    public var maxPrune: Int?
 
     public init(
         forbiddenNames: Set<String> = ["admin", "api", "dfe", "localhost", "www"], parallelism: Int = 4,
         prune: Bool = false, controllerInterval: Duration = .seconds(60), listen: String = "127.0.0.1:9420",
-        backoff: Backoff = Backoff()
+        backoff: Backoff = Backoff(), driftPolicy: DriftPolicy = .repair, maxPrune: Int? = nil
     ) {
         self.forbiddenNames = forbiddenNames
         self.parallelism = parallelism
@@ -90,6 +99,8 @@ public struct Settings: Sendable, Hashable {
         self.controllerInterval = controllerInterval
         self.listen = listen
         self.backoff = backoff
+        self.driftPolicy = driftPolicy
+        self.maxPrune = maxPrune
     }
 }
 

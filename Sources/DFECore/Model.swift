@@ -34,6 +34,14 @@ public enum DeletionPolicy: String, Sendable, CaseIterable, Codable {
     case delete = "Delete"
 }
 
+/// What a run does with drift (a resource changed by hand): repair it, or only report it.
+public enum DriftPolicy: String, Sendable, CaseIterable, Codable {
+    /// Re-apply the manifest (the default).
+    case repair = "Repair"
+    /// Leave the resource as it is and report the drift (phase `drifted`).
+    case report = "Report"
+}
+
 /// A position in a source file, for error messages (`PATH:LINE:COLUMN`).
 public struct SourceLocation: Sendable, Hashable, Codable, CustomStringConvertible {
     /// Path relative to the workspace root.
@@ -66,6 +74,8 @@ public struct InstanceSpec: Sendable, Hashable, Codable {
     public var databaseDeletionPolicy: DeletionPolicy
     public var protect: Bool
     public var suspend: Bool
+    /// Repair (default) or only report drift.
+    public var driftPolicy: DriftPolicy
     /// Where the manifest document starts.
     public var source: SourceLocation
 
@@ -73,7 +83,7 @@ public struct InstanceSpec: Sendable, Hashable, Codable {
         name: String, labels: [String: String] = [:], owner: String, provisioner: String,
         offerings: [String: String] = [:], state: PlatformState = .active, storageQuota: Int64? = nil,
         storageDeletionPolicy: DeletionPolicy = .retain, databaseDeletionPolicy: DeletionPolicy = .retain,
-        protect: Bool = false, suspend: Bool = false, source: SourceLocation
+        protect: Bool = false, suspend: Bool = false, driftPolicy: DriftPolicy = .repair, source: SourceLocation
     ) {
         self.name = name
         self.labels = labels
@@ -86,6 +96,7 @@ public struct InstanceSpec: Sendable, Hashable, Codable {
         self.databaseDeletionPolicy = databaseDeletionPolicy
         self.protect = protect
         self.suspend = suspend
+        self.driftPolicy = driftPolicy
         self.source = source
     }
 

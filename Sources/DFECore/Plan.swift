@@ -12,7 +12,7 @@ public enum ObservedStatus: Sendable, Hashable {
 
 /// Lifecycle phase of an instance as shown by `dfe status`.
 public enum Phase: String, Sendable, Codable, CaseIterable {
-    case pending, provisioning, ready, failed, deprovisioning, orphaned, suspended
+    case pending, provisioning, ready, failed, deprovisioning, orphaned, suspended, drifted
 }
 
 /// What a plan does to one resource.
@@ -80,6 +80,8 @@ public struct DesiredInstance: Sendable, Hashable {
         text += "protect=\(spec.protect)\nsuspend=\(spec.suspend)\n"
         text +=
             "storagePolicy=\(spec.storageDeletionPolicy.rawValue)\ndatabasePolicy=\(spec.databaseDeletionPolicy.rawValue)\n"
+        // Only a non-default policy is hashed, so hashes recorded before the field existed stay valid.
+        if spec.driftPolicy != .repair { text += "driftPolicy=\(spec.driftPolicy.rawValue)\n" }
         return SHA256.hex(text)
     }
 }
@@ -206,6 +208,20 @@ public struct ResourceChange: Sendable, Hashable {
     }
 }
 
+/// Drift found on a resource of an instance that only reports drift (`driftPolicy: Report`): not repaired.
+public struct DriftReport: Sendable, Hashable, Codable {
+    public var instance: String
+    public var resource: ResourceKind
+    /// What was found (`missing`, or the driver's description of the difference).
+    public var detail: String
+
+    public init(instance: String, resource: ResourceKind, detail: String) {
+        self.instance = instance
+        self.resource = resource
+        self.detail = detail
+    }
+}
+
 /// The plan for one instance.
 public struct InstancePlan: Sendable, Hashable {
     public enum Disposition: String, Sendable, Hashable {
@@ -229,10 +245,12 @@ public struct InstancePlan: Sendable, Hashable {
     public var orphaned: Int
     /// Resources that cannot be applied (conflicts found while observing).
     public var failures: [ResourceKind: String]
+    /// Drift reported and left alone (`driftPolicy: Report`); such resources count as drifted, not unchanged.
+    public var drift: [DriftReport]
 
     public init(
         name: String, disposition: Disposition, changes: [ResourceChange] = [], unchanged: Int = 0,
-        orphaned: Int = 0, failures: [ResourceKind: String] = [:]
+        orphaned: Int = 0, failures: [ResourceKind: String] = [:], drift: [DriftReport] = []
     ) {
         self.name = name
         self.disposition = disposition
@@ -240,6 +258,7 @@ public struct InstancePlan: Sendable, Hashable {
         self.unchanged = unchanged
         self.orphaned = orphaned
         self.failures = failures
+        self.drift = drift
     }
 
     /// Whether applying this plan does anything.
@@ -255,6 +274,8 @@ public struct PlanSummary: Sendable, Hashable, Codable {
     public var unchanged = 0
     public var orphaned = 0
     public var failed = 0
+    /// Resources with drift that is reported, not repaired (`driftPolicy: Report`).
+    public var drifted = 0
 
     public init() {}
 
@@ -284,12 +305,16 @@ public struct Plan: Sendable, Hashable {
             summary.unchanged += instance.unchanged
             summary.orphaned += instance.orphaned
             summary.failed += instance.failures.count
+            summary.drifted += instance.drift.count
         }
         return summary
     }
 
     /// All changes in instance order.
     public var changes: [ResourceChange] { instances.flatMap(\.changes) }
+
+    /// All reported (unrepaired) drift in instance order.
+    public var drift: [DriftReport] { instances.flatMap(\.drift) }
 }
 
 /// The pure planner: desired state + recorded state + observations → plan.
@@ -350,6 +375,10 @@ public enum Planner {
             switch status {
             case .ok, .conflict:
                 plan.unchanged += 1
+            case .missing where instance.spec.driftPolicy == .report:
+                plan.drift.append(DriftReport(instance: name, resource: kind, detail: "missing"))
+            case .drifted(let detail) where instance.spec.driftPolicy == .report:
+                plan.drift.append(DriftReport(instance: name, resource: kind, detail: detail))
             case .missing:
                 plan.changes.append(
                     ResourceChange(instance: name, resource: kind, action: .create, reason: "drift", detail: "missing"))

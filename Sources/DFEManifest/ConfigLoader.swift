@@ -146,15 +146,19 @@ public enum ConfigLoader {
             return nil
         }
         var items: [String: String] = [:]
+        var env: [String: [String: String]] = [:]
         if let itemsNode = map["items"],
             let itemMap = reader.mapping(itemsNode, what: "offering '\(key)' items", allowed: nil)
         {
             for (value, itemNode) in itemMap {
                 switch itemNode.value {
                 case .mapping:
-                    let item = reader.mapping(itemNode, what: "item '\(value)'", allowed: ["description"])
+                    let item = reader.mapping(itemNode, what: "item '\(value)'", allowed: ["description", "env"])
                     items[value] =
                         item?["description"].flatMap { reader.string($0, what: "description", allowEmpty: true) } ?? ""
+                    if let envNode = item?["env"] {
+                        env[value] = parseEnv(envNode, what: "item '\(value)' env", reader: &reader)
+                    }
                 case .scalar(let text, _):
                     items[value] = text
                 case .sequence:
@@ -175,7 +179,33 @@ public enum ConfigLoader {
                 at: suggestedNode.location)
         }
         let name = map["name"].flatMap { reader.string($0, what: "name") } ?? key
-        return Offering(key: key, name: name, suggested: suggested, items: items)
+        return Offering(key: key, name: name, suggested: suggested, items: items, env: env)
+    }
+
+    /// An offering item's `env:` map: variable names `^[A-Z_][A-Z0-9_]*$`, not one dfe writes itself, and values
+    /// that every dotenv parser reads back the same.
+    static func parseEnv(_ node: YNode, what: String, reader: inout SchemaReader) -> [String: String] {
+        guard let pairs = reader.mapping(node, what: what, allowed: nil) else { return [:] }
+        var result: [String: String] = [:]
+        for (name, valueNode) in pairs.sorted(by: { $0.key < $1.key }) {
+            guard DotEnv.isValidKey(name) else {
+                reader.error(
+                    "\(what): '\(name)' is not a valid variable name (use ^[A-Z_][A-Z0-9_]*$)", at: valueNode.location)
+                continue
+            }
+            guard !DotEnv.managedKeys.contains(name) else {
+                reader.error(
+                    "\(what): '\(name)' is written by dfe itself and cannot be set here", at: valueNode.location)
+                continue
+            }
+            guard let text = reader.string(valueNode, what: "\(what).\(name)", allowEmpty: true) else { continue }
+            if let problem = DotEnv.problem(with: text) {
+                reader.error("\(what).\(name): cannot be written to .env: \(problem)", at: valueNode.location)
+                continue
+            }
+            result[name] = text
+        }
+        return result
     }
 
     static func loadSettings(_ url: URL, root: URL, diagnostics: inout [Diagnostic]) -> Settings {
@@ -183,7 +213,9 @@ public enum ConfigLoader {
         guard let node = document(url, root: root, required: false, diagnostics: &diagnostics) else { return settings }
         var reader = SchemaReader()
         defer { diagnostics += reader.diagnostics }
-        let allowed: Set<String> = ["naming", "parallelism", "prune", "controller", "backoff"]
+        let allowed: Set<String> = [
+            "naming", "parallelism", "prune", "controller", "backoff", "driftPolicy", "maxPrune",
+        ]
         guard let top = reader.mapping(node, what: "dfe config", allowed: allowed) else { return settings }
         if let naming = top["naming"], let map = reader.mapping(naming, what: "naming", allowed: ["forbidden"]) {
             if let forbidden = map["forbidden"] {
@@ -202,6 +234,18 @@ public enum ConfigLoader {
             }
         }
         if let node = top["prune"], let value = reader.bool(node, what: "prune") { settings.prune = value }
+        if let node = top["driftPolicy"],
+            let text = reader.choice(node, what: "driftPolicy", from: DriftPolicy.allCases.map(\.rawValue))
+        {
+            settings.driftPolicy = DriftPolicy(rawValue: text) ?? .repair
+        }
+        if let node = top["maxPrune"], let value = reader.int(node, what: "maxPrune") {
+            if value >= 0 {
+                settings.maxPrune = value
+            } else {
+                reader.error("maxPrune must be 0 or more (the most instances one run may prune)", at: node.location)
+            }
+        }
         if let node = top["controller"],
             let map = reader.mapping(node, what: "controller", allowed: ["interval", "listen"])
         {

@@ -39,7 +39,7 @@ public enum WorkspaceFiles {
     ///
     /// An unreadable directory must abort the run: its manifests would otherwise look deleted, and a prune
     /// would delete their instances.
-    static func yamlFiles(below directory: URL) -> (files: [URL], unreadable: [(URL, String)]) {
+    package static func yamlFiles(below directory: URL) -> (files: [URL], unreadable: [(URL, String)]) {
         var files: [String] = []
         var unreadable: [(URL, String)] = []
         var visited = Set<String>()

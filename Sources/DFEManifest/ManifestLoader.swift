@@ -134,7 +134,7 @@ public enum ManifestLoader {
             return nil
         }
         let specAllowed: Set<String> = [
-            "owner", "provisioner", "offerings", "state", "storage", "database", "protect", "suspend",
+            "owner", "provisioner", "offerings", "state", "storage", "database", "protect", "suspend", "driftPolicy",
         ]
         guard let spec = reader.mapping(specNode, what: "spec", allowed: specAllowed) else { return nil }
         var owner: String?
@@ -216,11 +216,17 @@ public enum ManifestLoader {
         }
         let protect = spec["protect"].flatMap { reader.bool($0, what: "spec.protect") } ?? false
         let suspend = spec["suspend"].flatMap { reader.bool($0, what: "spec.suspend") } ?? false
+        var driftPolicy = config.settings.driftPolicy
+        if let node = spec["driftPolicy"],
+            let text = reader.choice(node, what: "spec.driftPolicy", from: DriftPolicy.allCases.map(\.rawValue))
+        {
+            driftPolicy = DriftPolicy(rawValue: text) ?? driftPolicy
+        }
         guard reader.diagnostics.count == before, let name, let owner else { return nil }
         let result = InstanceSpec(
             name: name, labels: labels, owner: owner, provisioner: hostName, offerings: offerings, state: state,
             storageQuota: quota, storageDeletionPolicy: storagePolicy, databaseDeletionPolicy: databasePolicy,
-            protect: protect, suspend: suspend, source: node.location)
+            protect: protect, suspend: suspend, driftPolicy: driftPolicy, source: node.location)
         return (result, nameLocation)
     }
 

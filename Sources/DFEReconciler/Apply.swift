@@ -15,10 +15,23 @@ struct InstanceOutcome: Sendable {
 extension Reconciler {
     /// Applies a plan under the lease: journal, drivers, state.
     func apply(
-        _ options: ReconcileOptions, inputs: LoadedInputs, store: StateStore, observer: ReconcileObserver?
+        _ options: ReconcileOptions, inputs: LoadedInputs, store: any StateStoring, observer: ReconcileObserver?
     ) async throws -> ReconcileReport {
         let holder = "\(getpid())@\(Lease.hostName())"
         var warnings: [String] = []
+        // Planned and checked before anything is written: a refused prune or selection changes nothing.
+        var recorded = try await store.instances(withFields: false)
+        var (plan, desired, planWarnings) = try await self.plan(inputs: inputs, recorded: recorded, options: options)
+        var stale: [StaleInstance] = []
+        if let binding = options.binding {
+            (plan, stale) = Self.bind(plan, to: binding, desired: desired, recorded: recorded)
+        }
+        if let refusal = PruneGuard.check(
+            plan, manifests: inputs.desired.count, maxPrune: inputs.config.settings.maxPrune,
+            pruneAll: options.pruneAll)
+        {
+            throw ReconcileError.pruneRefused(refusal)
+        }
         let interrupted = try await store.recoverInterrupted(at: clock.now())
         if !interrupted.isEmpty {
             let steps = interrupted.map { "\($0.instance)/\($0.resource.rawValue) \($0.action.rawValue)" }
@@ -29,8 +42,6 @@ extension Reconciler {
             logger.warning("recovering interrupted steps", metadata: ["count": "\(interrupted.count)"])
         }
         let runID = try await store.beginRun(holder: holder, revision: options.revision, at: clock.now())
-        var recorded = try await store.instances(withFields: false)
-        var (plan, desired, planWarnings) = await self.plan(inputs: inputs, recorded: recorded, options: options)
         // Applied fields are read only for the resources that need them: changed updates and prunes.
         let applied = try await store.appliedFields(keys: Planner.resourcesNeedingFields(plan))
         Planner.completeFieldChanges(&plan, desired: desired, recorded: recorded, applied: applied)
@@ -50,6 +61,7 @@ extension Reconciler {
         }
         try await store.saveInstances(outcomes.compactMap(\.bookkeeping), at: clock.now())
         var report = ReconcileReport(dryRun: false, plan: plan, warnings: warnings, revision: options.revision)
+        report.stale = stale
         report.applied = outcomes.flatMap(\.applied)
         report.errors = outcomes.compactMap(\.error)
         let summary = report.summary
@@ -60,10 +72,35 @@ extension Reconciler {
         return report
     }
 
+    /// Keeps the instances whose fresh plan is exactly the saved binding; the others are stale and left out.
+    static func bind(
+        _ plan: Plan, to binding: [String: InstanceBinding], desired: [String: DesiredInstance],
+        recorded: [String: RecordedInstance]
+    ) -> (Plan, [StaleInstance]) {
+        var kept = plan
+        kept.instances = []
+        var stale: [StaleInstance] = []
+        var planned = Set<String>()
+        for instance in plan.instances {
+            planned.insert(instance.name)
+            guard let saved = binding[instance.name] else { continue }
+            let current = InstanceBinding(instance, desired: desired[instance.name], recorded: recorded[instance.name])
+            if let why = saved.mismatch(current) {
+                stale.append(StaleInstance(name: instance.name, reason: why))
+            } else {
+                kept.instances.append(instance)
+            }
+        }
+        for name in binding.keys where !planned.contains(name) {
+            stale.append(StaleInstance(name: name, reason: "no longer in the manifests or the state"))
+        }
+        return (kept, stale.sorted { $0.name < $1.name })
+    }
+
     /// Applies one instance's changes in dependency order; a failure stops this instance only.
     func applyInstance(
         _ plan: InstancePlan, desired: DesiredInstance?, record: RecordedInstance?, inputs: LoadedInputs,
-        options: ReconcileOptions, backoff: Backoff, store: StateStore, runID: Int64, observer: ReconcileObserver?
+        options: ReconcileOptions, backoff: Backoff, store: any StateStoring, runID: Int64, observer: ReconcileObserver?
     ) async -> InstanceOutcome {
         var outcome = InstanceOutcome()
         let now = clock.now()
@@ -93,8 +130,9 @@ extension Reconciler {
             return failed(
                 &row, record: record, desired: desired, backoff: backoff, now: now, kind: kind, message: message)
         }
+        let settled: Phase = plan.drift.isEmpty ? .ready : .drifted
         guard plan.hasChanges else {
-            row.phase = .ready
+            row.phase = settled
             row.lastError = nil
             row.attempts = 0
             row.nextAttemptAt = nil
@@ -146,7 +184,7 @@ extension Reconciler {
                 return failedOutcome
             }
         }
-        row.phase = .ready
+        row.phase = settled
         row.lastError = nil
         row.attempts = 0
         row.nextAttemptAt = nil
@@ -209,7 +247,7 @@ extension Reconciler {
 
     /// Deletes (or retains) an orphan's resources, instance first; forgets it once all are gone.
     func prune(
-        _ plan: InstancePlan, record: RecordedInstance, inputs: LoadedInputs, backoff: Backoff, store: StateStore,
+        _ plan: InstancePlan, record: RecordedInstance, inputs: LoadedInputs, backoff: Backoff, store: any StateStoring,
         runID: Int64, observer: ReconcileObserver?
     ) async -> InstanceOutcome {
         var outcome = InstanceOutcome()
@@ -256,14 +294,14 @@ extension Reconciler {
     }
 
     enum StepResult {
-        case success(StateStore.Outcome)
+        case success(StateOutcome)
         case failure(String)
     }
 
     /// Journals intent, runs the driver action, journals the outcome with the state change in one transaction.
     func step(
-        _ change: ResourceChange, store: StateStore, runID: Int64, observer: ReconcileObserver?,
-        _ action: () async throws -> StateStore.Outcome
+        _ change: ResourceChange, store: any StateStoring, runID: Int64, observer: ReconcileObserver?,
+        _ action: () async throws -> StateOutcome
     ) async -> StepResult {
         let started = ContinuousClock.now
         observer?(.stepStarted(change))

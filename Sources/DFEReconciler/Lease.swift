@@ -4,14 +4,14 @@ import Synchronization
 
 /// The single-writer lease on the state, held for the length of a run and renewed while it runs.
 final class Lease: Sendable {
-    let store: StateStore
+    let store: any StateStoring
     let clock: any WallClock
     let ttl: Duration
     let pid = getpid()
     let host = Lease.hostName()
     private let lost = Mutex(false)
 
-    init(store: StateStore, clock: any WallClock, ttl: Duration) {
+    init(store: any StateStoring, clock: any WallClock, ttl: Duration) {
         self.store = store
         self.clock = clock
         self.ttl = ttl

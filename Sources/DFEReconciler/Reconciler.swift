@@ -1,4 +1,4 @@
-import DFECore
+public import DFECore
 public import DFEProvision
 import DFEState
 public import Foundation
@@ -11,6 +11,16 @@ public struct ReconcileOptions: Sendable {
     public var prune: Bool?
     /// Limit the run to these instances.
     public var only: Set<String>?
+    /// Whether an `--only` name that no manifest or state knows is an error (the controller queues names of
+    /// manifests that may be gone by the time it runs, so it turns this off).
+    public var onlyMustExist = true
+    /// Limit the run to instances with these labels (`--selector`).
+    public var selector = LabelSelector()
+    /// Lift the prune guards (`--prune-all`): pruning every instance, or more than `maxPrune`.
+    public var pruneAll = false
+    /// A saved plan's instances (`reconcile --plan`): only these are planned, and each is applied only when
+    /// re-planning it gives exactly this binding; the others are reported stale and left alone.
+    public var binding: [String: InstanceBinding]?
     /// nil: use config's `parallelism`.
     public var parallelism: Int?
     /// Wait for the state lease instead of failing.
@@ -76,7 +86,7 @@ public struct Reconciler: Sendable {
         let started = ContinuousClock.now
         // A dry run reads the state while the manifests are parsed.
         async let snapshot =
-            options.dryRun ? Result { try StateStore.snapshot(url: workspace.state, withFields: false) } : nil
+            options.dryRun ? Result { try workspace.stateBackend().snapshot(withFields: false) } : nil
         let inputs = try loadInputs()
         logger.debug(
             "inputs loaded",
@@ -102,21 +112,29 @@ public struct Reconciler: Sendable {
         if options.dryRun {
             let recorded: [String: RecordedInstance]
             do {
-                recorded = try snapshot?.get() ?? StateStore.snapshot(url: workspace.state, withFields: false)
+                recorded = try snapshot?.get() ?? workspace.stateBackend().snapshot(withFields: false)
             } catch {
                 throw .state(error)
             }
             logger.debug("state read", metadata: ["duration": "\(DurationText.format(ContinuousClock.now - started))"])
-            var (plan, desired, warnings) = await self.plan(inputs: inputs, recorded: recorded, options: options)
+            var (plan, desired, warnings) = try await self.plan(inputs: inputs, recorded: recorded, options: options)
+            if let refusal = PruneGuard.check(
+                plan, manifests: inputs.desired.count, maxPrune: inputs.config.settings.maxPrune,
+                pruneAll: options.pruneAll)
+            {
+                throw .pruneRefused(refusal)
+            }
             do {
-                let applied = try StateStore.appliedFields(
-                    url: workspace.state, keys: Planner.resourcesNeedingFields(plan))
+                let applied = try workspace.stateBackend().appliedFields(keys: Planner.resourcesNeedingFields(plan))
                 Planner.completeFieldChanges(&plan, desired: desired, recorded: recorded, applied: applied)
             } catch {
                 throw .state(error)
             }
             plan.instances.sort { $0.name < $1.name }
             var report = ReconcileReport(dryRun: true, plan: plan, warnings: warnings, revision: options.revision)
+            report.bindings = plan.instances.map {
+                InstanceBinding($0, desired: desired[$0.name], recorded: recorded[$0.name])
+            }
             report.errors = plan.instances.flatMap { instance in
                 instance.failures.sorted { $0.key < $1.key }.map {
                     InstanceError(instance: instance.name, resource: $0.key, message: $0.value)
@@ -125,9 +143,9 @@ public struct Reconciler: Sendable {
             report.duration = ContinuousClock.now - started
             return report
         }
-        let store: StateStore
+        let store: any StateStoring
         do {
-            store = try StateStore(url: workspace.state)
+            store = try workspace.stateBackend().open()
         } catch {
             throw .state(error)
         }
@@ -152,6 +170,8 @@ public struct Reconciler: Sendable {
         case .success(var report):
             report.duration = ContinuousClock.now - started
             return report
+        case .failure(let error as ReconcileError):
+            throw error
         case .failure(let error):
             throw .state(error)
         }
@@ -159,25 +179,43 @@ public struct Reconciler: Sendable {
 
     // MARK: Planning
 
+    /// The instances a run is limited to: a saved plan's, or `--only` and `--selector`'s (nil: all).
+    func selection(
+        inputs: LoadedInputs, recorded: [String: RecordedInstance], options: ReconcileOptions
+    ) throws(ReconcileError) -> Set<String>? {
+        if let binding = options.binding {
+            // Names the plan knew that are gone from both manifests and state are reported stale, not planned.
+            let known = Set(inputs.desired.map(\.name)).union(recorded.keys)
+            return Set(binding.keys).intersection(known)
+        }
+        var only = options.only
+        if !options.onlyMustExist, let names = only {
+            only = names.intersection(Set(inputs.desired.map(\.name)).union(recorded.keys))
+        }
+        do {
+            return try Selection.names(
+                only: only, selector: options.selector, desired: inputs.desired, recorded: recorded)
+        } catch {
+            throw .selection(error)
+        }
+    }
+
     /// Observes every relevant resource and plans; also returns the instances skipped for backoff.
     func plan(
         inputs: LoadedInputs, recorded: [String: RecordedInstance], options: ReconcileOptions
-    ) async -> (Plan, [String: DesiredInstance], [String]) {
+    ) async throws(ReconcileError) -> (Plan, [String: DesiredInstance], [String]) {
         let now = clock.now().timeIntervalSince1970
         var warnings: [String] = []
         var desired: [DesiredInstance] = []
+        let only = try selection(inputs: inputs, recorded: recorded, options: options)
         for instance in inputs.desired {
-            if let only = options.only, !only.contains(instance.name) { continue }
+            if let only, !only.contains(instance.name) { continue }
             if options.honourBackoff, let record = recorded[instance.name], record.phase == .failed,
                 record.failedSpecHash == instance.specHash, let next = record.nextAttemptAt, next > now
             {
                 continue
             }
             desired.append(instance)
-        }
-        if let only = options.only {
-            let known = Set(inputs.desired.map(\.name)).union(recorded.keys)
-            for name in only.subtracting(known).sorted() { warnings.append("--only \(name): no such instance") }
         }
         let manager = inputs.manager
         let targets = desired.filter { !$0.spec.suspend }
@@ -205,12 +243,12 @@ public struct Reconciler: Sendable {
         var observed: [ResourceKey: ObservedStatus] = [:]
         for list in observations { for (key, status) in list { observed[key] = status } }
         var skippedForBackoff = Set(inputs.desired.map(\.name)).subtracting(desired.map(\.name))
-        if let only = options.only { skippedForBackoff.formIntersection(only) }
+        if let only { skippedForBackoff.formIntersection(only) }
         var relevantRecords = recorded
         for name in skippedForBackoff { relevantRecords[name] = nil }
         let plan = Planner.plan(
             desired: desired, recorded: relevantRecords, observed: observed,
-            prune: options.prune ?? inputs.config.settings.prune, only: options.only)
+            prune: options.prune ?? inputs.config.settings.prune, only: only)
         logger.debug("planned", metadata: ["instances": "\(plan.instances.count)"])
         // Skipped instances must not look orphaned: they are left out of the plan.
         var filtered = plan

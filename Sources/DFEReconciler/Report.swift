@@ -26,6 +26,10 @@ public struct ReconcileReport: Sendable {
     public var applied: [ResourceChange]
     public var revision: String?
     public var duration: Duration
+    /// Each planned instance's binding (dry runs), for a saved plan (`plan --out`).
+    public var bindings: [InstanceBinding] = []
+    /// Instances of a saved plan left alone because re-planning them gave other changes, with why.
+    public var stale: [StaleInstance] = []
 
     public init(
         dryRun: Bool, plan: Plan, errors: [InstanceError] = [], warnings: [String] = [],
@@ -50,6 +54,17 @@ public struct ReconcileReport: Sendable {
     }
 }
 
+/// An instance of a saved plan that was not applied: re-planning it gave something else than the plan.
+public struct StaleInstance: Sendable, Hashable {
+    public var name: String
+    public var reason: String
+
+    public init(name: String, reason: String) {
+        self.name = name
+        self.reason = reason
+    }
+}
+
 /// Progress of a run, for the command layer's output and the controller's logs.
 public enum ReconcileEvent: Sendable {
     case stepStarted(ResourceChange)
@@ -66,11 +81,20 @@ public enum ReconcileError: Error, Sendable, CustomStringConvertible {
     case invalid(ValidationFailure)
     /// The state could not be opened, or its lease is held.
     case state(any Error)
+    /// `--only` or `--selector` cannot be used: nothing was touched.
+    case selection(SelectionError)
+    /// The plan prunes more than the guards allow: nothing was touched.
+    case pruneRefused(PruneRefusal)
+    /// A saved plan does not fit the current inputs: nothing was touched.
+    case planRefused(String)
 
     public var description: String {
         switch self {
         case .invalid(let failure): failure.description
         case .state(let error): "\(error)"
+        case .selection(let error): error.description
+        case .pruneRefused(let refusal): refusal.description
+        case .planRefused(let why): why
         }
     }
 }

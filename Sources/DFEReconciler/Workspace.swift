@@ -1,6 +1,7 @@
 public import DFECore
 import DFEManifest
 public import DFEProvision
+public import DFEState
 public import Foundation
 import Synchronization
 
@@ -9,8 +10,10 @@ public struct Workspace: Sendable, Hashable {
     public var root: URL
     public var manifests: URL
     public var config: URL
-    /// The state database file (`var/state.sqlite` by default).
+    /// The state database file (`var/state.sqlite` by default), or a `postgres://` URL.
     public var state: URL
+    /// The schema of a PostgreSQL state's tables (`--state-schema`, default `dfe`).
+    public var stateSchema = "dfe"
 
     public init(root: URL, manifests: URL? = nil, config: URL? = nil, state: URL? = nil) {
         let root = root.standardizedFileURL
@@ -18,6 +21,11 @@ public struct Workspace: Sendable, Hashable {
         self.manifests = (manifests ?? root.appendingPathComponent("manifests")).standardizedFileURL
         self.config = (config ?? root.appendingPathComponent("config")).standardizedFileURL
         self.state = (state ?? root.appendingPathComponent("var/state.sqlite")).standardizedFileURL
+    }
+
+    /// The backend that holds the state.
+    public func stateBackend() throws(StateError) -> any StateBackend {
+        try StateBackends.backend(for: state, schema: stateSchema)
     }
 
     /// A path shown relative to the workspace root when it lies below it.

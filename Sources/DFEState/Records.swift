@@ -64,6 +64,8 @@ public enum StateError: Error, Sendable, CustomStringConvertible {
     case newerSchema(path: String)
     /// SQLite failed.
     case database(path: String, message: String)
+    /// `--state` names a URL scheme no backend handles.
+    case unsupportedLocation(scheme: String)
 
     public var description: String {
         switch self {
@@ -75,6 +77,8 @@ public enum StateError: Error, Sendable, CustomStringConvertible {
             "\(path) was written by a newer dfe; upgrade dfe"
         case .database(let path, let message):
             "state database \(path): \(message)"
+        case .unsupportedLocation(let scheme):
+            "unsupported state location '\(scheme)://': use a SQLite file path or postgres://USER@HOST:PORT/DB"
         }
     }
 }

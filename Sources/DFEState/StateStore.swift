@@ -4,7 +4,7 @@ import GRDB
 import Synchronization
 
 /// The observed state: one SQLite file in WAL mode holding instances, resources, runs, the journal and the lease.
-public final class StateStore: Sendable {
+public final class StateStore: StateStoring {
     public let url: URL
     /// One connection (WAL mode): closing it as the last connection checkpoints and removes `-wal`/`-shm`.
     private let pool: DatabaseQueue
@@ -81,6 +81,15 @@ public final class StateStore: Sendable {
     public static func appliedFields(url: URL, keys: [ResourceKey]) throws(StateError) -> [ResourceKey: FieldSet] {
         guard !keys.isEmpty else { return [:] }
         return try read(url: url) { db in try fields(db, keys: keys) } ?? [:]
+    }
+
+    /// The journal, newest last, read like `snapshot` (nothing written); empty when there is no state yet.
+    public static func history(url: URL, instance: String?, limit: Int) throws(StateError) -> [JournalEntry] {
+        try read(url: url) { db -> [JournalEntry] in
+            guard try db.tableExists("journal") else { return [] }
+            if let instance { return try journal(db, where: "instance = ?", arguments: [instance], limit: limit) }
+            return try journal(db, where: "1", arguments: [], limit: limit)
+        } ?? []
     }
 
     /// The applied fields of some resources.
@@ -253,12 +262,7 @@ public final class StateStore: Sendable {
     }
 
     /// What a successful step leaves in the state.
-    public enum Outcome: Sendable {
-        /// The resource now exists as recorded.
-        case recorded(RecordedResource)
-        /// The resource row is removed (deleted or retained-and-forgotten).
-        case forgotten(ResourceKind)
-    }
+    public typealias Outcome = StateOutcome
 
     /// Journals a step's success and records its result in the same transaction.
     public func recordSuccess(_ journalID: Int64, instance: String, outcome: Outcome, at now: Date) async throws {

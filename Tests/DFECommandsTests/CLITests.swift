@@ -21,7 +21,10 @@ import Testing
         #expect(json["dryRun"] as? Bool == true)
         let summary = try #require(json["summary"] as? [String: Int])
         #expect(
-            summary == ["create": 9, "update": 0, "delete": 0, "retain": 0, "unchanged": 0, "orphaned": 0, "failed": 0])
+            summary == [
+                "create": 9, "update": 0, "delete": 0, "retain": 0, "unchanged": 0, "orphaned": 0, "failed": 0,
+                "drifted": 0,
+            ])
         let changes = try #require(json["changes"] as? [[String: Any]])
         #expect(changes.count == 9)
         #expect(changes.first?["instance"] as? String == "alpha")

@@ -191,7 +191,7 @@ struct FleetViewTests {
         try workspace.addInstance("two")
         _ = try await workspace.reconciler().run(ReconcileOptions())
         let view = FleetView()
-        try await view.refresh(from: workspace.workspace.state)
+        try await view.refresh(from: workspace.workspace.stateBackend())
         #expect(await view.snapshot.instances.map(\.phase) == ["ready", "ready"])
     }
 }

@@ -5,7 +5,7 @@ import Foundation
 import Testing
 
 /// The three drivers of one instance, wired as the reconciler wires them.
-private struct InstanceFixture {
+struct InstanceFixture {
     let directory: DriverDirectory
     let storage: LocalStorageProvisioner
     let database: SQLiteDatabaseProvisioner
@@ -19,17 +19,25 @@ private struct InstanceFixture {
     }
 
     /// The instance resource's context for `spec`, with storage and database outputs as dependencies.
-    func context(_ spec: InstanceSpec, recorded: RecordedResource? = nil) -> ResourceContext {
-        let storageFields = storage.fields(for: spec, host: testHost, dependencies: [:])
-        let databaseFields = database.fields(for: spec, host: testHost, dependencies: [.storage: storageFields])
+    func context(_ spec: InstanceSpec, recorded: RecordedResource? = nil, host: HostConfig = testHost)
+        -> ResourceContext
+    {
+        let storageFields = storage.fields(for: spec, host: host, dependencies: [:])
+        let databaseFields = database.fields(for: spec, host: host, dependencies: [.storage: storageFields])
         let storageOutputs = storageFields.values.filter {
             ["driver", "path", "privatePath", "ownerPrivatePath", "snapshotPath"].contains($0.key)
         }
-        return DFEDriversTests.context(
+        var ctx = DFEDriversTests.context(
             instance, spec, recorded: recorded,
             dependencies: [.storage: storageOutputs, .database: databaseFields.values],
             dependencyFields: [.storage: storageFields, .database: databaseFields])
+        ctx.host = host
+        ctx.fields = instance.fields(
+            for: spec, host: host, dependencies: [.storage: storageFields, .database: databaseFields])
+        return ctx
     }
+
+    func envPath(_ name: String) -> String { directory.path("instances/\(name)/.env") }
 
     func metadataPath(_ name: String) -> String { directory.path("instances/\(name)/instance.json") }
 
@@ -88,7 +96,7 @@ private struct InstanceFixture {
         #expect(outputs["endpoint"] == "https://acme-prod.dfe.localhost")
         #expect(try await fixture.instance.observe(ctx) == .ok)
         // Written atomically: no temporary file is left.
-        #expect(fixture.directory.listing("instances") == ["acme-prod", "acme-prod/instance.json"])
+        #expect(fixture.directory.listing("instances") == ["acme-prod", "acme-prod/.env", "acme-prod/instance.json"])
     }
 
     @Test func appKeysDifferBetweenInstances() async throws {
@@ -141,7 +149,7 @@ private struct InstanceFixture {
         _ = try await fixture.instance.apply(ctx)
         #expect(Files.bytes(path) == original)
         #expect(try await fixture.instance.observe(ctx) == .ok)
-        #expect(fixture.directory.listing("instances/acme") == ["instance.json"])
+        #expect(fixture.directory.listing("instances/acme") == [".env", "instance.json"])
     }
 
     @Test func handEditedAppKeyIsRestoredFromState() async throws {
@@ -192,7 +200,7 @@ private struct InstanceFixture {
         let fixture = try InstanceFixture()
         try Files.write(fixture.directory.path("instances/acme/.instance.json.dfe-tmp"), "{half")
         _ = try await fixture.instance.apply(fixture.context(testSpec("acme")))
-        #expect(fixture.directory.listing("instances/acme") == ["instance.json"])
+        #expect(fixture.directory.listing("instances/acme") == [".env", "instance.json"])
     }
 
     @Test func fieldsCarryNoSecretsAndDescribeTheDocumentInputs() throws {
@@ -213,6 +221,6 @@ private struct InstanceFixture {
         let outputs = try await fixture.instance.apply(acme)
         _ = try await fixture.instance.apply(fixture.context(testSpec("beta")))
         try await fixture.instance.delete(pruneContext("acme", recorded: fixture.recordedOutputs(acme, outputs)))
-        #expect(fixture.directory.listing("instances") == ["beta", "beta/instance.json"])
+        #expect(fixture.directory.listing("instances") == ["beta", "beta/.env", "beta/instance.json"])
     }
 }

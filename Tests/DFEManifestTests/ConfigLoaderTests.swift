@@ -222,3 +222,53 @@ private func host(_ name: String, suggested: String = "\"7.4\"") -> String {
             ])
     }
 }
+
+@Suite struct OfferingEnvConfigTests {
+    /// A host whose `7.4` item carries `env` (YAML flow mapping text).
+    func provisioners(env: String) -> String {
+        """
+        default: dreamfactory
+        hosts:
+          dreamfactory:
+            provides:
+              instance: {driver: dreamfactory}
+              storage: {driver: local}
+              database: sqlite
+            offerings:
+              instance-version:
+                suggested: "7.4"
+                items:
+                  "6.2": {description: old}
+                  "7.4": {description: current, env: \(env)}
+
+        """
+    }
+
+    @Test func offeringItemEnvMapsAreLoaded() throws {
+        let workspace = try ManifestWorkspace(
+            provisioners: provisioners(env: #"{DF_VERSION: "7.4", GREETING: "a \"b\" # $c"}"#))
+        let offering = try #require(try workspace.config().provisioners.hosts["dreamfactory"]?.offerings.first?.value)
+        #expect(offering.env == ["7.4": ["DF_VERSION": "7.4", "GREETING": #"a "b" # $c"#]])
+        #expect(offering.items["7.4"] == "current")
+    }
+
+    @Test func badEnvKeysAndValuesAreLocatedErrors() throws {
+        let workspace = try ManifestWorkspace(
+            provisioners: provisioners(env: #"{df-version: x, APP_KEY: y, ODD: "${A}'", LIST: [1], OK: z}"#))
+        let failure = try #require(workspace.configFailure())
+        let messages = failure.diagnostics.map(\.message)
+        #expect(failure.diagnostics.count == 4, "\(messages)")
+        #expect(messages.contains { $0.contains("'df-version' is not a valid variable name") })
+        #expect(messages.contains { $0.contains("'APP_KEY' is written by dfe itself") })
+        #expect(messages.contains { $0.contains("ODD: cannot be written to .env") })
+        #expect(messages.contains { $0.contains("LIST must be a string") })
+        #expect(
+            failure.diagnostics.allSatisfy { $0.location.path == "config/provisioners.yaml" && $0.location.line == 13 })
+    }
+
+    @Test func envMustBeAMapping() throws {
+        let workspace = try ManifestWorkspace(provisioners: provisioners(env: "[DF_VERSION]"))
+        let failure = try #require(workspace.configFailure())
+        #expect(failure.diagnostics.map(\.message) == ["item '7.4' env must be a mapping, found sequence"])
+    }
+}

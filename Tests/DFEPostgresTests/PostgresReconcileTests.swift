@@ -112,7 +112,10 @@ struct PostgresReconcileTests {
         _ = try await reconciler.run(ReconcileOptions())
         #expect(try exists(cluster, database) == (true, true))
         try ws.remove("manifests/\(name).yaml")
-        let report = try await reconciler.run(ReconcileOptions(prune: true))
+        // The last manifest is gone: pruning every instance needs --prune-all.
+        var options = ReconcileOptions(prune: true)
+        options.pruneAll = true
+        let report = try await reconciler.run(options)
         #expect(report.errors.isEmpty)
         #expect(try exists(cluster, database) == (false, false))
         #expect(try ws.recorded()[name] == nil)

@@ -1,0 +1,124 @@
+public import DFECore
+public import Foundation
+import Synchronization
+
+/// What a successful step leaves in the state.
+public enum StateOutcome: Sendable {
+    /// The resource now exists as recorded.
+    case recorded(RecordedResource)
+    /// The resource row is removed (deleted or retained-and-forgotten).
+    case forgotten(ResourceKind)
+}
+
+/// An open, migrated state that a run writes: instances, resources, runs, the journal and the lease.
+///
+/// Every backend gives the same guarantees: a step's intent is committed before its side effect runs, and its
+/// outcome is committed in the same transaction as the resource row it records.
+public protocol StateStoring: AnyObject, Sendable {
+    /// Every recorded instance with its resources (without applied fields when `withFields` is false).
+    func instances(withFields: Bool) async throws -> [String: RecordedInstance]
+    /// The applied fields of some resources.
+    func appliedFields(keys: [ResourceKey]) async throws -> [ResourceKey: FieldSet]
+    /// Inserts or updates an instance row (not its resources).
+    func saveInstance(_ instance: RecordedInstance, at now: Date) async throws
+    /// Saves many instance rows in one transaction.
+    func saveInstances(_ instances: [RecordedInstance], at now: Date) async throws
+    /// Forgets an instance and its resource rows (data is handled by drivers, not here).
+    func forgetInstance(_ name: String) async throws
+
+    /// Records the start of an applying run.
+    func beginRun(holder: String, revision: String?, at now: Date) async throws -> Int64
+    /// Records the end of a run with its summary.
+    func finishRun(_ id: Int64, status: String, summary: String, at now: Date) async throws
+    /// Marks every step left `started` by a killed run as `interrupted`, and returns them.
+    func recoverInterrupted(at now: Date) async throws -> [JournalEntry]
+    /// Journals the intent of a step before it runs; returns the entry's id.
+    func recordIntent(run: Int64, change: ResourceChange, at now: Date) async throws -> Int64
+    /// Journals a step's success and records its result in the same transaction.
+    func recordSuccess(_ journalID: Int64, instance: String, outcome: StateOutcome, at now: Date) async throws
+    /// Journals a step's failure.
+    func recordFailure(_ journalID: Int64, error: String, at now: Date) async throws
+    /// The journal, newest last, optionally for one instance.
+    func history(instance: String?, limit: Int) async throws -> [JournalEntry]
+
+    /// Takes the single-writer lease, or throws `.leaseHeld` naming the live holder.
+    func acquireLease(
+        pid: Int32, host: String, ttl: Duration, at now: Date, isAlive: @escaping @Sendable (Int32) -> Bool
+    ) async throws
+    /// Extends the lease; throws `.leaseLost` when another process took it.
+    func renewLease(pid: Int32, host: String, ttl: Duration, at now: Date) async throws
+    /// Whether this process lost its lease while running.
+    var hasLostLease: Bool { get }
+    /// Releases the lease if this process holds it (synchronous: it must also run from a cancelled task).
+    func releaseLease(pid: Int32, host: String) throws
+    /// The current lease holder, if any.
+    func leaseHolder() async throws -> LeaseHolder?
+    /// Clears the lease whoever holds it (`dfe unlock --force`); returns the former holder.
+    func forceUnlock() async throws -> LeaseHolder?
+    /// Closes the connection.
+    func close()
+}
+
+/// Where a state lives, and how to read it without writing or open it for a run.
+public protocol StateBackend: Sendable {
+    /// The location as shown in messages (never with a password).
+    var displayName: String { get }
+    /// Whether a state exists there (read-only).
+    func exists() throws(StateError) -> Bool
+    /// Opens (creating and migrating when needed) the state for a run.
+    func open() throws(StateError) -> any StateStoring
+    /// Reads every instance without writing anything; empty when there is no state yet.
+    func snapshot(withFields: Bool) throws(StateError) -> [String: RecordedInstance]
+    /// The applied fields of some resources, read without writing anything.
+    func appliedFields(keys: [ResourceKey]) throws(StateError) -> [ResourceKey: FieldSet]
+    /// The journal, newest last, read without writing anything; empty when there is no state yet.
+    func history(instance: String?, limit: Int) throws(StateError) -> [JournalEntry]
+}
+
+/// The embedded default: one SQLite file.
+public struct SQLiteStateBackend: StateBackend {
+    public let url: URL
+
+    public init(url: URL) { self.url = url }
+
+    public var displayName: String { url.path }
+
+    public func exists() throws(StateError) -> Bool { FileManager.default.fileExists(atPath: url.path) }
+
+    public func open() throws(StateError) -> any StateStoring { try StateStore(url: url) }
+
+    public func snapshot(withFields: Bool) throws(StateError) -> [String: RecordedInstance] {
+        try StateStore.snapshot(url: url, withFields: withFields)
+    }
+
+    public func appliedFields(keys: [ResourceKey]) throws(StateError) -> [ResourceKey: FieldSet] {
+        try StateStore.appliedFields(url: url, keys: keys)
+    }
+
+    public func history(instance: String?, limit: Int) throws(StateError) -> [JournalEntry] {
+        try StateStore.history(url: url, instance: instance, limit: limit)
+    }
+}
+
+/// Finds the backend of a state location: a file path (SQLite) or a URL whose scheme a backend registered.
+public enum StateBackends {
+    /// Makes a backend for a non-file URL and the schema its tables live in.
+    public typealias Factory = @Sendable (_ url: URL, _ schema: String) throws(StateError) -> any StateBackend
+
+    private static let factories = Mutex<[String: Factory]>([:])
+
+    /// Registers the backend for URLs with `scheme` (e.g. `postgres`).
+    public static func register(scheme: String, _ factory: @escaping Factory) {
+        factories.withLock { $0[scheme.lowercased()] = factory }
+    }
+
+    /// The backend for `url`: SQLite for a file URL, else the one registered for its scheme.
+    public static func backend(for url: URL, schema: String = "dfe") throws(StateError) -> any StateBackend {
+        if url.isFileURL { return SQLiteStateBackend(url: url) }
+        let scheme = url.scheme?.lowercased() ?? ""
+        guard let factory = factories.withLock({ $0[scheme] }) else {
+            throw StateError.unsupportedLocation(scheme: scheme)
+        }
+        return try factory(url, schema)
+    }
+}
