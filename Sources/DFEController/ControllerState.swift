@@ -33,9 +33,12 @@ public final class ControllerState: Sendable {
     private let state = Mutex(Snapshot())
     /// The controller's metrics (thread-safe on their own).
     public let metrics: ControllerMetrics
+    /// Webhook notifications: `notifier.notify(.unhealthy, instance: ..., message: ...)` on a transition.
+    public let notifier: Notifier
 
-    public init(metrics: ControllerMetrics = ControllerMetrics()) {
+    public init(metrics: ControllerMetrics = ControllerMetrics(), notifier: Notifier? = nil) {
         self.metrics = metrics
+        self.notifier = notifier ?? Notifier(metrics: metrics)
     }
 
     /// A copy of the current state.

@@ -34,6 +34,8 @@ actor Engine {
     private(set) var commit: String?
     /// Failed instances waiting for their backoff to end, with when it ends.
     private(set) var backoff: [String: Date] = [:]
+    /// The recorded state after the last run (read once before the first), for notification transitions.
+    private var lastRecorded: [String: RecordedInstance]?
 
     init(
         workspace: Workspace, registry: DriverRegistry, environment: [String: String], clock: any WallClock,
@@ -116,6 +118,7 @@ actor Engine {
             $0.desired = loaded.desired
         }
         await fleet.refresh(desired: loaded.desired)
+        await state.notifier.configure(loaded.config.settings.notifications)
         if wasInvalid { logger.notice("manifests valid again", metadata: ["trigger": "\(reason)"]) }
         guard let previous, !full, previous.config == loaded.config else {
             await queue.enqueueFull(reason: reason)
@@ -173,6 +176,7 @@ actor Engine {
             metadata: ["trigger": "\(trigger)", "scope": "\(scope)", "revision": "\(revision ?? "none")"])
         let reconciler = Reconciler(
             workspace: workspace, registry: registry, environment: environment, clock: clock, logger: reconcilerLogger)
+        if lastRecorded == nil { lastRecorded = try? workspace.stateBackend().snapshot(withFields: false) }
         let started = ContinuousClock.now
         var success = false
         let steps = Mutex<[(String, StepRecord)]>([])
@@ -217,10 +221,20 @@ actor Engine {
                 ])
         }
         let elapsed = ContinuousClock.now - started
-        let recorded = (try? workspace.stateBackend().snapshot(withFields: false)) ?? [:]
+        let read = try? workspace.stateBackend().snapshot(withFields: false)
+        let recorded = read ?? [:]
         backoff = BackoffSchedule.pending(recorded: recorded, desired: inputs.desired, now: clock.now())
         for (instance, step) in steps.withLock({ $0 }) { await fleet.recordStep(step, instance: instance) }
         await fleet.refresh(recorded: recorded, desired: inputs.desired)
+        // An unreadable state is no transition (it would look as if everything was pruned).
+        let transitions = read.map { Transitions.between(old: lastRecorded ?? [:], new: $0) } ?? []
+        for (event, record) in transitions {
+            await state.notifier.notify(
+                event, instance: record.name, phase: event == .pruned ? nil : record.phase.rawValue,
+                message: event == .pruned ? "deleted: its manifest is gone" : record.lastError,
+                revision: record.revision ?? revision)
+        }
+        if let read { lastRecorded = read }
         if let next = backoff.values.min() {
             logger.info(
                 "backoff wake-up scheduled",

@@ -44,6 +44,13 @@ func runTool(_ path: String, _ arguments: [String], input: Data? = nil, environm
     return (process.terminationStatus, String(decoding: data, as: UTF8.self))
 }
 
+/// The value of the sample whose name and labels are `series`, if present.
+func sample(_ text: String, _ series: String) -> Double? {
+    text.split(separator: "\n").first { $0.hasPrefix(series + " ") }.flatMap {
+        Double($0.split(separator: " ").last ?? "")
+    }
+}
+
 /// A workspace with `alpha` and `gamma` fine and `beta` failing: a regular file blocks its storage directory.
 func workspaceWithFailure(prefix: String) throws -> TemporaryWorkspace {
     let workspace = try TemporaryWorkspace(prefix: prefix)
@@ -73,8 +80,9 @@ struct FleetProcessTests {
         #expect(metrics.contains("dfe_instances{phase=\"failed\"} 1.0"), "\(metrics)")
         #expect(metrics.contains("dfe_instances{phase=\"ready\"} 2.0"), "\(metrics)")
         #expect(metrics.contains("dfe_steps_total{resource=\"storage\",action=\"create\",result=\"success\"} 2"))
-        #expect(metrics.contains("dfe_steps_total{resource=\"storage\",action=\"create\",result=\"error\"} 1"))
-        #expect(metrics.contains("dfe_reconcile_runs_total{result=\"error\"} 1"))
+        // beta's backoff may end (and its retry fail again) on a slow machine: at least one failure each.
+        #expect(sample(metrics, "dfe_steps_total{resource=\"storage\",action=\"create\",result=\"error\"}") ?? 0 >= 1)
+        #expect(sample(metrics, "dfe_reconcile_runs_total{result=\"error\"}") ?? 0 >= 1)
         let file = workspace.root.appendingPathComponent("metrics.txt")
         try Data(metrics.utf8).write(to: file)
         guard let promtool = requireTool("promtool", package: "prometheus") else { return }
@@ -127,5 +135,50 @@ struct FleetProcessTests {
             return answer.body.contains("\"attempts\" : 2")
         }
         #expect(attempts, "\(controller.output)")
+    }
+
+    @Test("in Chromium the fleet page shows rows, counts and the failed instance's error; the filter narrows rows")
+    func browserChecksTheFleetPage() async throws {
+        let workspace = try workspaceWithFailure(prefix: "dfe-ctl-browser")
+        defer { workspace.delete() }
+        try workspace.addInstance("delta", owner: "web@example.com")
+        let controller = try RunningController(root: workspace.root, interval: "60s")
+        defer { controller.kill() }
+        let ran = await eventually {
+            let phase = await controller.instance("beta")?["phase"] as? String
+            let ready = await controller.get("/readyz")?.status
+            return phase == "failed" && ready == 200
+        }
+        #expect(ran, "\(controller.output)")
+        guard requireTool("chromium", package: "chromium") != nil,
+            requireTool("chromedriver", package: "chromium-driver") != nil,
+            let python = requireTool("python3", package: "python3")
+        else { return }
+        let hasSelenium = try runTool(python, ["-c", "import selenium"]).status == 0
+        if !hasSelenium {
+            if ProcessInfo.processInfo.environment["CI"] == "true" {
+                Issue.record("python selenium is missing; scripts/test installs it")
+            }
+            return
+        }
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("Browser/fleet_page.py")
+        let output = workspace.root.appendingPathComponent("screenshots")
+        try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
+        let run = try runTool(
+            python, [script.path, "http://127.0.0.1:\(controller.port)", output.path, "beta", "4"])
+        #expect(run.status == 0, "browser checks:\n\(run.output)\ncontroller:\n\(controller.output)")
+        #expect(run.output.contains("browser checks passed"), "\(run.output)")
+        for name in ["fleet.png", "instance.png"] {
+            let data = try Data(contentsOf: output.appendingPathComponent(name))
+            #expect(data.starts(with: [0x89, 0x50, 0x4E, 0x47]), "\(name) is a PNG")
+        }
+        if let keep = ProcessInfo.processInfo.environment["DFE_KEEP_SCREENSHOTS"] {
+            for name in ["fleet.png", "instance.png"] {
+                let target = URL(fileURLWithPath: keep).appendingPathComponent(name)
+                try? FileManager.default.removeItem(at: target)
+                try FileManager.default.copyItem(at: output.appendingPathComponent(name), to: target)
+            }
+        }
     }
 }
