@@ -29,11 +29,11 @@ struct ControllerCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Git repository URL to take manifests from.")
     var git: String?
 
-    @Option(name: .long, help: "Git ref to follow (default: main).")
-    var ref = "main"
+    @Option(name: .long, help: "Git ref to follow (with --git; default: main).")
+    var ref: String?
 
-    @Option(name: .long, help: "Manifests directory inside the repository (default: manifests).")
-    var path = "manifests"
+    @Option(name: .long, help: "Manifests directory inside the repository (with --git; default: manifests).")
+    var path: String?
 
     @Option(name: .long, help: "How often to fetch the git source (default: the resync interval).")
     var gitInterval: String?
@@ -44,17 +44,14 @@ struct ControllerCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Instances reconciled at once (default: config's parallelism).")
     var parallelism: Int?
 
-    @Option(name: .long, help: "Log format: logfmt or json.")
-    var logFormat: String = "logfmt"
+    @Option(name: .long, help: "Log format.")
+    var logFormat: LogSetup.Format = .logfmt
 
     @Option(name: .long, help: "Log level.")
     var logLevel: LogLevel = .info
 
     func run() async throws {
-        guard let format = LogSetup.Format(rawValue: logFormat) else {
-            throw ValidationError("--log-format must be logfmt or json")
-        }
-        LogSetup.bootstrap(level: logLevel.level, format: format)
+        LogSetup.bootstrap(level: logLevel.level, format: logFormat)
         var logger = Logger(label: "dfe.controller")
         logger.logLevel = logLevel.level
         var options = ControllerOptions(
@@ -64,7 +61,8 @@ struct ControllerCommand: AsyncParsableCommand {
         options.apiTokenFile = apiTokenFile.map { URL(fileURLWithPath: $0) }
         if let git {
             options.git = GitSourceOptions(
-                url: git, ref: ref, path: path, interval: try Self.duration(gitInterval, option: "--git-interval"))
+                url: git, ref: ref ?? "main", path: path ?? "manifests",
+                interval: try Self.duration(gitInterval, option: "--git-interval"))
         }
         do {
             try await Controller(options: options).run()
@@ -82,7 +80,12 @@ struct ControllerCommand: AsyncParsableCommand {
         }
         _ = try Self.duration(interval, option: "--interval")
         _ = try Self.duration(gitInterval, option: "--git-interval")
-        if git == nil, gitInterval != nil { throw ValidationError("--git-interval needs --git") }
+        if git == nil {
+            for (flag, value) in [("--git-interval", gitInterval), ("--ref", ref), ("--path", path)] where value != nil
+            {
+                throw ValidationError("\(flag) needs --git (it applies to the git source only)")
+            }
+        }
     }
 
     /// Parses a positive duration option (`500ms`, `2s`, `5m`, `1h`); nil stays nil.

@@ -7,13 +7,15 @@ struct DFECommand: AsyncParsableCommand {
         commandName: "dfe",
         abstract: "Declarative reconciler for DreamFactory instances.",
         discussion: """
-            Keeps one YAML manifest per instance in manifests/, the hosts in config/, and the observed
-            state in var/state.sqlite. `dfe plan` shows what `dfe reconcile` would do.
+            Keeps one YAML manifest per instance in manifests/, the hosts in config/, and the observed \
+            state in var/state.sqlite. `dfe init` writes an example workspace; `dfe plan` shows what \
+            `dfe reconcile` would do.
             """,
         version: "0.1.0",
         subcommands: [
-            ValidateCommand.self, ReconcileCommand.self, PlanCommand.self, StatusCommand.self, HistoryCommand.self,
-            ProvisionersCommand.self, UnlockCommand.self, ControllerCommand.self,
+            InitCommand.self, ValidateCommand.self, ReconcileCommand.self, PlanCommand.self, StatusCommand.self,
+            HistoryCommand.self, ProvisionersCommand.self, UnlockCommand.self, ControllerCommand.self,
+            SchemaCommand.self,
         ])
 }
 
@@ -30,14 +32,17 @@ public enum DFE {
             }
             exit(0)
         } catch let failure as CommandFailure {
-            FileHandle.standardError.write(Data("dfe: \(failure.description)\n".utf8))
+            Terminal.shared.err("dfe: \(failure.description)")
             exit(1)
         } catch let code as ExitCode {
             exit(code.rawValue)
         } catch {
             // --help and --version exit 0; every other usage error exits 1, as all errors do.
             if DFECommand.exitCode(for: error) == .success { DFECommand.exit(withError: error) }
-            FileHandle.standardError.write(Data((DFECommand.fullMessage(for: error) + "\n").utf8))
+            // Usage errors quote what was typed: escaped like every other output, line by line.
+            for line in DFECommand.fullMessage(for: error).split(separator: "\n", omittingEmptySubsequences: false) {
+                Terminal.shared.err("\(String(line))")
+            }
             exit(1)
         }
     }

@@ -1,10 +1,12 @@
+import ArgumentParser
+import DFECore
 import Foundation
 import Logging
 import Synchronization
 
 /// Installs the process-wide log handler once: logfmt (default) or JSON lines on stderr.
 enum LogSetup {
-    enum Format: String, Sendable {
+    enum Format: String, Sendable, CaseIterable, ExpressibleByArgument {
         case logfmt, json
     }
 
@@ -66,12 +68,16 @@ struct LineLogHandler: LogHandler {
         FileHandle.standardError.write(Data((line + "\n").utf8))
     }
 
+    /// A logfmt value: quoted when needed; control characters escaped by ``TextEscape`` (one event, one line).
     static func logfmtValue(_ value: String) -> String {
         let needsQuotes =
-            value.isEmpty || value.contains(where: { $0 == " " || $0 == "=" || $0 == "\"" || $0.isNewline })
+            value.isEmpty
+            || value.unicodeScalars.contains(where: {
+                $0 == " " || $0 == "=" || $0 == "\"" || $0 == "\\" || TextEscape.needsEscape($0)
+            })
         guard needsQuotes else { return value }
-        let escaped = value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
-            .replacingOccurrences(of: "\n", with: "\\n")
+        let escaped = TextEscape.escape(
+            value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\""))
         return "\"\(escaped)\""
     }
 

@@ -42,8 +42,12 @@ struct ReconcileCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Output format: text, json or markdown (for a pull-request comment).")
     var output: PlanFormat = .text
 
-    @Option(name: .long, help: "Log level for stderr logs: trace, debug, info, notice, warning, error.")
-    var logLevel: LogLevel = .warning
+    @Option(
+        name: .long,
+        help:
+            "Log level for stderr logs: trace, debug, info, notice, warning, error, critical (default: critical; the output already reports every step and failure)."
+    )
+    var logLevel: LogLevel = .critical
 
     func validate() throws {
         if let parallelism, !(1...256).contains(parallelism) {
@@ -93,19 +97,18 @@ struct ReconcileCommand: AsyncParsableCommand {
         }
     }
 
-    /// Prints a run-level failure in the requested format and returns exit 1.
+    /// Prints a run-level failure in the requested format and returns exit 1 (JSON: the usual keys, empty).
     static func fail(_ message: String, request: RunRequest) -> ExitCode {
         let terminal = Terminal.shared
         switch request.output {
         case .json:
-            terminal.write(
-                jsonData([
-                    "dryRun": request.dryRun, "summary": summaryObject(PlanSummary()), "changes": [Any](),
-                    "errors": [["message": message]], "revision": NSNull(),
-                ]))
+            return DFECommands.fail(
+                message, format: .json,
+                empty: PlanOutput.emptyJSON(
+                    dryRun: request.dryRun, revision: GitRevision.of(request.workspace.manifests)))
         case .markdown:
             terminal.err("dfe: \(message)")
-            terminal.out(MarkdownOutput.failure(message, dryRun: request.dryRun))
+            terminal.outDocument(MarkdownOutput.failure(message, dryRun: request.dryRun))
         case .text:
             terminal.err("dfe: \(message)")
         }
@@ -119,11 +122,13 @@ struct ReconcileCommand: AsyncParsableCommand {
         let output = request.output
         let terminal = Terminal.shared
         let renderer = PlanOutput(terminal: terminal)
+        let revision = GitRevision.of(workspace.manifests)
+        if let message = FirstRun.problem(workspace) { return fail(message, request: request) }
         let reconciler = Reconciler(workspace: workspace, registry: AllDrivers.registry(), logger: Logger(label: "dfe"))
         var options = ReconcileOptions(
             dryRun: dryRun, prune: request.prune, only: request.only.isEmpty ? nil : Set(request.only),
             parallelism: request.parallelism, wait: request.wait)
-        options.revision = GitRevision.of(workspace.manifests)
+        options.revision = revision
         options.pruneAll = request.gitops.pruneAll
         do {
             options.selector = try LabelSelector.parse(request.gitops.selector)
@@ -147,26 +152,31 @@ struct ReconcileCommand: AsyncParsableCommand {
             options.prune = saved.prune
             options.pruneAll = saved.pruneAll
         }
-        var observer: ReconcileObserver?
-        if output == .text && !dryRun {
-            observer = { event in
-                if let line = renderer.progress(event) { terminal.out(line) }
-            }
-        }
+        // Progress: a live counter on an interactive stderr (every format); otherwise one line per step on
+        // stdout for text (a CI log), nothing for JSON or markdown.
+        let progress = ApplyProgress(
+            terminal: terminal, live: terminal.interactiveStderr, stepLines: output == .text)
+        let observer: ReconcileObserver? = { event in progress.handle(event) }
         let report: ReconcileReport
         do {
             report = try await reconciler.run(options, observer: observer)
         } catch {
+            progress.clearLine()
             switch error {
             case .invalid(let failure):
-                if output == .markdown { terminal.out(MarkdownOutput.failure(failure.description, dryRun: dryRun)) }
-                return reportInvalid(failure, format: output == .json ? .json : .text, dryRun: dryRun)
+                if output == .markdown {
+                    terminal.outDocument(MarkdownOutput.failure(failure.description, dryRun: dryRun))
+                }
+                return reportInvalid(
+                    failure, format: output == .json ? .json : .text,
+                    empty: PlanOutput.emptyJSON(dryRun: dryRun, revision: revision))
             case .state(let cause):
                 return fail("\(cause)", request: request)
             case .selection, .pruneRefused, .planRefused:
                 return fail(error.description, request: request)
             }
         }
+        progress.clearLine()
         if let out = request.gitops.out {
             let saved = SavedPlan(
                 createdAt: Date(), revision: report.revision, inputs: InputDigest.of(workspace), refresh: true,
@@ -181,23 +191,33 @@ struct ReconcileCommand: AsyncParsableCommand {
         case .json:
             terminal.write(jsonData(PlanOutput.json(report)))
         case .markdown:
-            terminal.out(MarkdownOutput.render(report))
+            terminal.outDocument(MarkdownOutput.render(report))
         case .text:
             if dryRun {
-                for warning in report.warnings { terminal.out(terminal.paint("warning: ", .yellow) + warning) }
+                for warning in report.warnings { terminal.out(terminal.paint("warning: ", .yellow) + "\(warning)") }
                 let lines = renderer.render(report)
                 if !lines.isEmpty {
                     terminal.out("dfe will perform the following actions:\n")
                     for line in lines { terminal.out(line) }
                 }
             } else {
-                for instance in report.plan.instances where instance.disposition == .orphaned {
-                    terminal.out("  # \(instance.name) orphaned: its manifest is gone; --prune deletes it")
+                for instance in report.plan.instances {
+                    switch instance.disposition {
+                    case .orphaned:
+                        terminal.out("  # \(instance.name) orphaned: its manifest is gone; --prune deletes it")
+                    case .suspended where instance.held > 0:
+                        terminal.out(
+                            "  = \(instance.name) held (suspended): \(instance.held) change\(instance.held == 1 ? "" : "s")"
+                        )
+                    default:
+                        break
+                    }
                 }
                 for line in renderer.driftLines(report) { terminal.out(line) }
             }
             for stale in report.stale { terminal.out("stale: \(stale.name) (\(stale.reason))") }
-            for error in report.errors where !dryRun {
+            // A failure already printed while it happened is not printed again.
+            for error in report.errors where !dryRun && !progress.reported(error) {
                 terminal.err(
                     "error: \(error.instance)\(error.resource.map { "/\($0.rawValue)" } ?? ""): \(error.message)")
             }
@@ -253,8 +273,12 @@ struct PlanCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Output format: text, json or markdown (for a pull-request comment).")
     var output: PlanFormat = .text
 
-    @Option(name: .long, help: "Log level for stderr logs: trace, debug, info, notice, warning, error.")
-    var logLevel: LogLevel = .warning
+    @Option(
+        name: .long,
+        help:
+            "Log level for stderr logs: trace, debug, info, notice, warning, error, critical (default: critical; the output already reports every step and failure)."
+    )
+    var logLevel: LogLevel = .critical
 
     func run() async throws {
         LogSetup.bootstrap(level: logLevel.level, format: .logfmt)

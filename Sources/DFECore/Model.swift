@@ -55,7 +55,14 @@ public struct SourceLocation: Sendable, Hashable, Codable, CustomStringConvertib
         self.column = column
     }
 
-    public var description: String { "\(path):\(line):\(column)" }
+    /// A problem with a whole file (missing, too large, unreadable): no line or column, which would mean nothing.
+    public static func wholeFile(_ path: String) -> SourceLocation { SourceLocation(path: path, line: 0, column: 0) }
+
+    /// Whether this names a whole file rather than a position in it.
+    public var isWholeFile: Bool { line == 0 }
+
+    /// `PATH:LINE:COLUMN`, or `PATH` alone for a whole file.
+    public var description: String { isWholeFile ? path : "\(path):\(line):\(column)" }
 }
 
 /// The desired state of one instance, as written in its manifest with defaults resolved.

@@ -245,6 +245,8 @@ public struct InstancePlan: Sendable, Hashable {
     public var orphaned: Int
     /// Resources that cannot be applied (conflicts found while observing).
     public var failures: [ResourceKind: String]
+    /// For a suspended instance: how many of its resources differ from what was applied (held back).
+    public var held = 0
     /// Drift reported and left alone (`driftPolicy: Report`); such resources count as drifted, not unchanged.
     public var drift: [DriftReport]
 
@@ -274,6 +276,8 @@ public struct PlanSummary: Sendable, Hashable, Codable {
     public var unchanged = 0
     public var orphaned = 0
     public var failed = 0
+    /// Suspended instances whose manifest differs from what was applied (instances, not resources).
+    public var held = 0
     /// Resources with drift that is reported, not repaired (`driftPolicy: Report`).
     public var drifted = 0
 
@@ -305,6 +309,7 @@ public struct Plan: Sendable, Hashable {
             summary.unchanged += instance.unchanged
             summary.orphaned += instance.orphaned
             summary.failed += instance.failures.count
+            if instance.held > 0 { summary.held += 1 }
             summary.drifted += instance.drift.count
         }
         return summary
@@ -344,7 +349,14 @@ public enum Planner {
     ) -> InstancePlan {
         let kinds = ResourceKind.allCases.filter { instance.resources[$0] != nil }
         if instance.spec.suspend {
-            return InstancePlan(name: instance.name, disposition: .suspended, unchanged: kinds.count)
+            // Nothing is observed or applied; what the manifest would change is counted as held.
+            var plan = InstancePlan(name: instance.name, disposition: .suspended, unchanged: kinds.count)
+            plan.held =
+                kinds.filter { kind in
+                    guard let want = instance.resources[kind], let have = record?.resources[kind] else { return true }
+                    return have.specHash != want.specHash || have.driver != want.driver || have.host != want.host
+                }.count
+            return plan
         }
         var plan = InstancePlan(name: instance.name, disposition: .converge)
         for kind in kinds {

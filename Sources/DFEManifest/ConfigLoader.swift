@@ -21,15 +21,15 @@ public enum ConfigLoader {
             if required {
                 diagnostics.append(
                     Diagnostic(
-                        "config file is missing; create it (see README: Config reference)",
-                        at: SourceLocation(path: path)))
+                        "config file is missing (workspace root \(root.standardizedFileURL.path)); create it, pass --config DIR, or write an example workspace with `dfe init`",
+                        at: .wholeFile(path)))
             }
             return nil
         case .tooLarge(let size):
-            diagnostics.append(Diagnostic("file is \(size) bytes; the limit is 1 MiB", at: SourceLocation(path: path)))
+            diagnostics.append(Diagnostic("file is \(size) bytes; the limit is 1 MiB", at: .wholeFile(path)))
             return nil
         case .unreadable(let why):
-            diagnostics.append(Diagnostic(why, at: SourceLocation(path: path)))
+            diagnostics.append(Diagnostic(why, at: .wholeFile(path)))
             return nil
         case .text(let text):
             let parsed = YAMLDocuments.parse(text, path: path)
@@ -41,7 +41,7 @@ public enum ConfigLoader {
                 )
             }
             if parsed.documents.isEmpty, parsed.diagnostics.isEmpty, required {
-                diagnostics.append(Diagnostic("config file is empty", at: SourceLocation(path: path)))
+                diagnostics.append(Diagnostic("config file is empty", at: .wholeFile(path)))
             }
             return parsed.documents.first
         }
@@ -255,7 +255,11 @@ public enum ConfigLoader {
                     duration(interval, what: "controller.interval", reader: &reader) ?? settings.controllerInterval
             }
             if let listen = map["listen"], let text = reader.string(listen, what: "controller.listen") {
-                settings.listen = text
+                if let problem = listenProblem(text) {
+                    reader.error("controller.listen \(problem)", at: listen.location)
+                } else {
+                    settings.listen = text
+                }
             }
         }
         if let node = top["backoff"], let map = reader.mapping(node, what: "backoff", allowed: ["initial", "max"]) {
@@ -269,6 +273,27 @@ public enum ConfigLoader {
             }
         }
         return settings
+    }
+
+    /// Why a listen address is not `HOST:PORT` with a port from 1 to 65535 (nil when it is).
+    static func listenProblem(_ text: String) -> String? {
+        if let port = Int(text) {
+            return
+                "must be HOST:PORT, found a port alone ('\(text)'); write 127.0.0.1:\(port) (this host only) or 0.0.0.0:\(port) (every interface)"
+        }
+        guard let colon = text.lastIndex(of: ":") else {
+            return "must be HOST:PORT, e.g. 127.0.0.1:9420; found '\(text)'"
+        }
+        var host = String(text[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        let portText = text[text.index(after: colon)...]
+        guard !host.isEmpty, !host.contains(where: { $0 == " " || $0 == "/" }) else {
+            return "must be HOST:PORT with a host, e.g. 127.0.0.1:9420; found '\(text)'"
+        }
+        guard let port = Int(portText), (1...65535).contains(port) else {
+            return "has no valid port in '\(text)': the port must be a number from 1 to 65535, e.g. 127.0.0.1:9420"
+        }
+        return nil
     }
 
     static func duration(_ node: YNode, what: String, reader: inout SchemaReader) -> Duration? {

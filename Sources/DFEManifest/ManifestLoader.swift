@@ -15,7 +15,8 @@ public enum ManifestLoader {
             let path = WorkspaceFiles.relativePath(manifestsDirectory, to: root)
             throw ValidationFailure([
                 Diagnostic(
-                    "manifests directory does not exist; create it or pass --manifests", at: SourceLocation(path: path))
+                    "manifests directory does not exist (workspace root \(root.standardizedFileURL.path)); create it, pass --manifests DIR, or write an example workspace with `dfe init`",
+                    at: .wholeFile(path))
             ])
         }
         let (files, unreadable) = WorkspaceFiles.yamlFiles(below: manifestsDirectory)
@@ -24,7 +25,7 @@ public enum ManifestLoader {
                 unreadable.map { url, reason in
                     Diagnostic(
                         "cannot read this manifests directory (\(reason)); its instances would look deleted, so nothing is done: fix its permissions",
-                        at: SourceLocation(path: WorkspaceFiles.relativePath(url, to: root)))
+                        at: .wholeFile(WorkspaceFiles.relativePath(url, to: root)))
                 })
         }
         let results = Mutex([FileResult?](repeating: nil, count: files.count))
@@ -64,12 +65,12 @@ public enum ManifestLoader {
         var result = FileResult()
         switch WorkspaceFiles.read(url) {
         case .missing:
-            result.diagnostics.append(Diagnostic("file disappeared while reading", at: SourceLocation(path: path)))
+            result.diagnostics.append(Diagnostic("file disappeared while reading", at: .wholeFile(path)))
         case .tooLarge(let size):
             result.diagnostics.append(
-                Diagnostic("file is \(size) bytes; the limit is 1 MiB: split it", at: SourceLocation(path: path)))
+                Diagnostic("file is \(size) bytes; the limit is 1 MiB: split it", at: .wholeFile(path)))
         case .unreadable(let why):
-            result.diagnostics.append(Diagnostic(why, at: SourceLocation(path: path)))
+            result.diagnostics.append(Diagnostic(why, at: .wholeFile(path)))
         case .text(let text):
             let parsed = YAMLDocuments.parse(text, path: path)
             result.diagnostics += parsed.diagnostics
@@ -87,6 +88,10 @@ public enum ManifestLoader {
         InstanceSpec, SourceLocation
     )? {
         let before = reader.diagnostics.count
+        if let foreign = foreignObject(node) {
+            reader.error(foreign, at: node.location)
+            return nil
+        }
         guard let top = reader.mapping(node, what: "manifest", allowed: ["apiVersion", "kind", "metadata", "spec"])
         else { return nil }
         if let apiVersion = top["apiVersion"] {
@@ -196,6 +201,10 @@ public enum ManifestLoader {
             if let quotaNode = map["quota"], let text = reader.string(quotaNode, what: "spec.storage.quota") {
                 if let bytes = Quantity.parse(text), bytes > 0 {
                     quota = bytes
+                } else if Quantity.parse(text) == 0 {
+                    reader.error(
+                        "invalid quota '\(text)': a quota must be more than zero; remove spec.storage.quota for no limit",
+                        at: quotaNode.location)
                 } else {
                     reader.error(
                         "invalid quota '\(text)': use a whole number with Ki, Mi, Gi or Ti, e.g. 5Gi",
@@ -228,6 +237,22 @@ public enum ManifestLoader {
             storageQuota: quota, storageDeletionPolicy: storagePolicy, databaseDeletionPolicy: databasePolicy,
             protect: protect, suspend: suspend, driftPolicy: driftPolicy, source: node.location)
         return (result, nameLocation)
+    }
+
+    /// "not a dfe manifest (apiVersion v1, kind ConfigMap)" for a document that is some other kind of object
+    /// (a Kubernetes object, say): one error instead of one per missing or unknown field.
+    static func foreignObject(_ node: YNode) -> String? {
+        guard case .mapping(let pairs) = node.value else { return nil }
+        var apiVersion: String?
+        var kind: String?
+        for (key, value) in pairs {
+            guard case .scalar(let name, _) = key.value, case .scalar(let text, _) = value.value else { continue }
+            if name == "apiVersion" { apiVersion = text }
+            if name == "kind" { kind = text }
+        }
+        guard let apiVersion, let kind, !apiVersion.hasPrefix("dfe/"), kind != "Instance" else { return nil }
+        return
+            "not a dfe manifest (apiVersion \(apiVersion), kind \(kind)); dfe reads only apiVersion dfe/v1, kind Instance: move other files out of the manifests directory"
     }
 
     static func policy(_ node: YNode, what: String, reader: inout SchemaReader) -> DeletionPolicy {

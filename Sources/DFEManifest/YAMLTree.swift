@@ -209,6 +209,12 @@ struct SchemaReader {
     /// A boolean (`true`/`false`).
     mutating func bool(_ node: YNode, what: String) -> Bool? {
         guard case .scalar(let text, .bool) = node.value else {
+            if case .scalar(let text, .string) = node.value, ["true", "false"].contains(text.lowercased()) {
+                error(
+                    "\(what) must be true or false, found the string '\(text)': drop the quotes (\(what.split(separator: ".").last ?? ""): \(text.lowercased()))",
+                    at: node.location)
+                return nil
+            }
             error("\(what) must be true or false, found \(node.kindName)", at: node.location)
             return nil
         }

@@ -48,6 +48,7 @@ extension Reconciler {
         for (key, fields) in applied { recorded[key.instance]?.resources[key.kind]?.fields = fields }
         warnings += planWarnings
         for warning in planWarnings { observer?(.warning(warning)) }
+        observer?(.planned(steps: plan.changes.count))
         let parallelism = options.parallelism ?? inputs.config.settings.parallelism
         let backoff = inputs.config.settings.backoff
         let finalPlan = plan

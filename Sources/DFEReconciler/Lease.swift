@@ -29,14 +29,20 @@ final class Lease: Sendable {
         kill(pid, 0) == 0 || errno == EPERM
     }
 
-    /// Takes the lease; with `wait`, polls until it is free (or the task is cancelled).
-    func acquire(wait: Bool) async throws {
+    /// Takes the lease; with `wait`, polls until it is free (or the task is cancelled), telling `waiting` whom
+    /// it waits for whenever the holder changes.
+    func acquire(wait: Bool, waiting: (@Sendable (String) -> Void)? = nil) async throws {
+        var announced: String?
         while true {
             do {
                 try await store.acquireLease(pid: pid, host: host, ttl: ttl, at: clock.now(), isAlive: Lease.isAlive)
                 return
             } catch StateError.leaseHeld(let holder) {
                 guard wait else { throw StateError.leaseHeld(holder) }
+                if announced != holder.description {
+                    announced = holder.description
+                    waiting?(holder.description)
+                }
                 try await Task.sleep(for: .milliseconds(500))
             }
         }

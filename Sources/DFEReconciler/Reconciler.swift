@@ -152,7 +152,7 @@ public struct Reconciler: Sendable {
         defer { store.close() }
         let lease = Lease(store: store, clock: clock, ttl: leaseTTL)
         do {
-            try await lease.acquire(wait: options.wait)
+            try await lease.acquire(wait: options.wait) { holder in observer?(.waitingForLease(holder: holder)) }
         } catch {
             throw .state(error)
         }

@@ -52,6 +52,23 @@ public struct ReconcileReport: Sendable {
         summary.failed += failedDuringApply.subtracting(alreadyCounted).count
         return summary
     }
+
+    /// The counts every output shows (text and JSON alike): for a dry run the plan's; for an applying run what
+    /// was done: a change counts as created, updated, deleted or retained only when it succeeded, and a failed
+    /// one only as failed.
+    public var counts: PlanSummary {
+        var counts = summary
+        guard !dryRun else { return counts }
+        counts.create = 0
+        counts.update = 0
+        counts.delete = 0
+        counts.retain = 0
+        for change in applied { counts.count(change.action) }
+        return counts
+    }
+
+    /// Suspended instances whose manifest differs from what was applied, sorted.
+    public var held: [String] { plan.instances.filter { $0.held > 0 }.map(\.name).sorted() }
 }
 
 /// An instance of a saved plan that was not applied: re-planning it gave something else than the plan.
@@ -67,6 +84,11 @@ public struct StaleInstance: Sendable, Hashable {
 
 /// Progress of a run, for the command layer's output and the controller's logs.
 public enum ReconcileEvent: Sendable {
+    /// An applying run planned this many steps (sent once, before the first step).
+    case planned(steps: Int)
+    /// The state lease is held by `holder` (`PID@HOST`) and the run waits for it (`--wait`); sent when the holder
+    /// is first seen and whenever it changes.
+    case waitingForLease(holder: String)
     case stepStarted(ResourceChange)
     case stepFinished(ResourceChange, duration: Duration, error: String?)
     case warning(String)

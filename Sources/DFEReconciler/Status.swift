@@ -40,6 +40,10 @@ public struct InstanceStatus: Sendable, Codable, Hashable {
     public var revision: String?
     public var protect: Bool
     public var labels: [String: String]
+    /// The platform state the manifest asks for (active, locked, maintenance, deactivated); nil when unknown.
+    public var platformState: String?
+    /// The chosen offerings (suggested values filled in); empty when unknown.
+    public var offerings: [String: String] = [:]
     public var resources: Resources
 }
 
@@ -58,14 +62,24 @@ public enum StatusView {
         let desiredByName = Dictionary(desired.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         for record in recorded.values {
             var phase = record.phase
+            var record = record
             if manifestsKnown, desiredByName[record.name] == nil, phase != .deprovisioning, phase != .failed {
                 phase = .orphaned
+            }
+            if let wanted = desiredByName[record.name], recoveredByRevert(record, desired: wanted) {
+                // The failed change was reverted: a plan finds nothing to do, so status must not say failed.
+                phase = .ready
+                record.lastError = nil
+                record.attempts = 0
+                record.nextAttemptAt = nil
             }
             result[record.name] = InstanceStatus(
                 name: record.name, owner: record.owner, provisioner: record.provisioner, phase: phase.rawValue,
                 lastError: record.lastError, attempts: record.attempts,
                 nextAttemptAt: record.nextAttemptAt.map { formatter.string(from: Date(timeIntervalSince1970: $0)) },
                 revision: record.revision, protect: record.protect, labels: record.labels,
+                platformState: desiredByName[record.name]?.spec.state.rawValue,
+                offerings: desiredByName[record.name]?.spec.offerings ?? [:],
                 resources: resources(
                     storage: record.resources[.storage].map { ($0.driver, $0.outputs) },
                     database: record.resources[.database].map { ($0.driver, $0.outputs) },
@@ -77,12 +91,31 @@ public enum StatusView {
                 name: spec.name, owner: spec.owner, provisioner: spec.provisioner,
                 phase: spec.suspend ? Phase.suspended.rawValue : Phase.pending.rawValue, lastError: nil, attempts: 0,
                 nextAttemptAt: nil, revision: nil, protect: spec.protect, labels: spec.labels,
+                platformState: spec.state.rawValue, offerings: spec.offerings,
                 resources: resources(
                     storage: instance.resources[.storage].map { ($0.driver, $0.fields.values) },
                     database: instance.resources[.database].map { ($0.driver, $0.fields.values) },
                     instance: instance.resources[.instance].map { ($0.driver, $0.fields.values) }))
         }
         return result.values.sorted { $0.name < $1.name }
+    }
+
+    /// Whether a failed instance's manifest is back to exactly what was applied: its failure belonged to a
+    /// manifest that is no longer wanted.
+    ///
+    /// Status is computed, never written, by read-only commands: an applying run records such an instance as
+    /// ready (it converges with no changes), and until then status and `dfe plan` show the same truth in memory.
+    public static func recoveredByRevert(_ record: RecordedInstance, desired: DesiredInstance) -> Bool {
+        guard record.phase == .failed, let failed = record.failedSpecHash, failed != desired.specHash,
+            !desired.spec.suspend
+        else { return false }
+        for kind in ResourceKind.allCases {
+            guard let want = desired.resources[kind] else { continue }
+            guard let have = record.resources[kind], have.specHash == want.specHash, have.driver == want.driver,
+                have.host == want.host
+            else { return false }
+        }
+        return true
     }
 
     static func resources(
@@ -117,7 +150,8 @@ public enum StatusView {
 
 extension InstanceStatus {
     enum CodingKeys: String, CodingKey {
-        case name, owner, provisioner, phase, lastError, attempts, nextAttemptAt, revision, protect, labels, resources
+        case name, owner, provisioner, phase, lastError, attempts, nextAttemptAt, revision, protect, labels
+        case platformState, offerings, resources
     }
 
     /// Encodes every key, writing `null` for absent values so scripts can rely on them.
@@ -133,6 +167,8 @@ extension InstanceStatus {
         try container.encode(revision, forKey: .revision)
         try container.encode(protect, forKey: .protect)
         try container.encode(labels, forKey: .labels)
+        try container.encode(platformState, forKey: .platformState)
+        try container.encode(offerings, forKey: .offerings)
         try container.encode(resources, forKey: .resources)
     }
 }

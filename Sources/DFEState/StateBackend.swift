@@ -73,6 +73,15 @@ public protocol StateBackend: Sendable {
     func appliedFields(keys: [ResourceKey]) throws(StateError) -> [ResourceKey: FieldSet]
     /// The journal, newest last, read without writing anything; empty when there is no state yet.
     func history(instance: String?, limit: Int) throws(StateError) -> [JournalEntry]
+    /// How many journal entries there are (optionally for one instance), so history can say when it truncates.
+    func historyCount(instance: String?) throws(StateError) -> Int
+}
+
+extension StateBackend {
+    /// Counts by reading the whole journal; backends override it with a `COUNT(*)`.
+    public func historyCount(instance: String?) throws(StateError) -> Int {
+        try history(instance: instance, limit: Int.max).count
+    }
 }
 
 /// The embedded default: one SQLite file.
@@ -97,6 +106,10 @@ public struct SQLiteStateBackend: StateBackend {
 
     public func history(instance: String?, limit: Int) throws(StateError) -> [JournalEntry] {
         try StateStore.history(url: url, instance: instance, limit: limit)
+    }
+
+    public func historyCount(instance: String?) throws(StateError) -> Int {
+        try StateStore.historyCount(url: url, instance: instance)
     }
 }
 

@@ -92,6 +92,19 @@ public final class StateStore: StateStoring {
         } ?? []
     }
 
+    /// How many journal entries there are (optionally for one instance), read like `snapshot` (nothing written).
+    public static func historyCount(url: URL, instance: String?) throws(StateError) -> Int {
+        try read(url: url) { db -> Int in
+            guard try db.tableExists("journal") else { return 0 }
+            if let instance {
+                return try Int.fetchOne(
+                    db, sql: "SELECT COUNT(*) FROM journal WHERE instance = ?", arguments: [instance])
+                    ?? 0
+            }
+            return try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM journal") ?? 0
+        } ?? 0
+    }
+
     /// The applied fields of some resources.
     public func appliedFields(keys: [ResourceKey]) async throws -> [ResourceKey: FieldSet] {
         guard !keys.isEmpty else { return [:] }

@@ -23,7 +23,7 @@ import Testing
         #expect(
             summary == [
                 "create": 9, "update": 0, "delete": 0, "retain": 0, "unchanged": 0, "orphaned": 0, "failed": 0,
-                "drifted": 0,
+                "held": 0, "drifted": 0,
             ])
         let changes = try #require(json["changes"] as? [[String: Any]])
         #expect(changes.count == 9)

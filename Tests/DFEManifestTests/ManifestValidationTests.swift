@@ -173,7 +173,7 @@ private let hostileCases: [HostileCase] = [
         try workspace.write("manifests/big.yaml", body + padding)
         let diagnostics = try workspace.diagnostics()
         try #require(diagnostics.count == 1, "\(diagnostics)")
-        #expect(diagnostics[0].description.hasPrefix("manifests/big.yaml:1:1: error: "))
+        #expect(diagnostics[0].description.hasPrefix("manifests/big.yaml: error: "))
         #expect(diagnostics[0].message.contains("\(WorkspaceFiles.maxFileSize + 1) bytes"))
         #expect(diagnostics[0].message.contains("1 MiB"))
     }
@@ -376,7 +376,7 @@ private let hostileCases: [HostileCase] = [
         let url = workspace.root.appendingPathComponent("manifests/latin1.yaml")
         try Data([0x6e, 0x61, 0x6d, 0x65, 0x3a, 0x20, 0xe9, 0xff, 0x0a]).write(to: url)
         let diagnostics = try workspace.diagnostics()
-        #expect(diagnostics.map(\.description) == ["manifests/latin1.yaml:1:1: error: file is not UTF-8"])
+        #expect(diagnostics.map(\.description) == ["manifests/latin1.yaml: error: file is not UTF-8"])
     }
 
     @Test func symlinkedManifestIsNotSilentlyIgnored() throws {
