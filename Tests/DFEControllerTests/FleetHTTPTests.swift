@@ -56,7 +56,7 @@ struct RouterServer {
         let task = Task { try await app.run() }
         defer { task.cancel() }
         let server = RouterServer(port: port)
-        let up = await eventually(within: .seconds(10), every: .milliseconds(20)) {
+        let up = await eventually(within: .seconds(90), every: .milliseconds(50)) {
             await server.request("GET", "/healthz") != nil
         }
         try #require(up, "the in-process server did not start")
