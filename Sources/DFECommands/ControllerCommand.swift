@@ -44,6 +44,9 @@ struct ControllerCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Instances reconciled at once (default: config's parallelism).")
     var parallelism: Int?
 
+    @Flag(name: .long, help: "Run even when this user does not own the state.")
+    var allowOtherUser = false
+
     @Option(name: .long, help: "Log format.")
     var logFormat: LogSetup.Format = .logfmt
 
@@ -59,6 +62,7 @@ struct ControllerCommand: AsyncParsableCommand {
             prune: prune ? true : nil, parallelism: parallelism, logger: logger)
         options.interval = try Self.duration(interval, option: "--interval")
         options.apiTokenFile = apiTokenFile.map { URL(fileURLWithPath: $0) }
+        options.allowOtherUser = allowOtherUser
         if let git {
             options.git = GitSourceOptions(
                 url: git, ref: ref ?? "main", path: path ?? "manifests",

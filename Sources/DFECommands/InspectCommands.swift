@@ -346,12 +346,16 @@ struct UnlockCommand: AsyncParsableCommand {
 
     @OptionGroup var workspace: WorkspaceOptions
 
-    @Flag(name: .long, help: "Really clear the lease, even if its holder may still run.")
+    @Flag(name: .long, help: "Really clear the lease (refused while it was renewed in the last 15 s).")
     var force = false
+
+    @Flag(name: .long, help: "Run even when this user does not own the state.")
+    var allowOtherUser = false
 
     func run() async throws {
         let workspace = workspace.workspace()
         do {
+            if !allowOtherUser { try StateOwnership.check(workspace.state, root: workspace.root) }
             let backend = try workspace.stateBackend()
             guard try backend.exists() else {
                 Terminal.shared.out("No state at \(backend.displayName); nothing to unlock.")
@@ -365,7 +369,7 @@ struct UnlockCommand: AsyncParsableCommand {
                     "refusing to unlock without --force"
                         + (holder.map { "; the lease is held by \($0)" } ?? "; no lease is held"))
             }
-            if let holder = try await store.forceUnlock() {
+            if let holder = try await store.forceUnlock(LeaseIdentity.current(), at: Date()) {
                 Terminal.shared.out("Cleared the lease held by \(holder).")
             } else {
                 Terminal.shared.out("No lease was held.")

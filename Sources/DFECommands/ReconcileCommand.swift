@@ -39,6 +39,9 @@ struct ReconcileCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Wait for the state lease instead of failing when another run holds it.")
     var wait = false
 
+    @Flag(name: .long, help: "Apply even when this user does not own the state.")
+    var allowOtherUser = false
+
     @Option(name: .long, help: "Output format: text, json or markdown (for a pull-request comment).")
     var output: PlanFormat = .text
 
@@ -73,6 +76,7 @@ struct ReconcileCommand: AsyncParsableCommand {
         request.wait = wait
         request.gitops = gitops
         request.planFile = plan
+        request.allowOtherUser = allowOtherUser
         let code = await Self.execute(request)
         if code != .success { throw code }
     }
@@ -89,6 +93,8 @@ struct ReconcileCommand: AsyncParsableCommand {
         var gitops = GitOpsOptions()
         /// `reconcile --plan FILE`.
         var planFile: String?
+        /// `--allow-other-user`.
+        var allowOtherUser = false
 
         init(workspace: Workspace, dryRun: Bool, output: PlanFormat) {
             self.workspace = workspace
@@ -129,6 +135,7 @@ struct ReconcileCommand: AsyncParsableCommand {
             dryRun: dryRun, prune: request.prune, only: request.only.isEmpty ? nil : Set(request.only),
             parallelism: request.parallelism, wait: request.wait)
         options.revision = revision
+        options.allowOtherUser = request.allowOtherUser
         options.pruneAll = request.gitops.pruneAll
         do {
             options.selector = try LabelSelector.parse(request.gitops.selector)

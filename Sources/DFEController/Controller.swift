@@ -29,6 +29,8 @@ public struct ControllerOptions: Sendable {
     public var shutdownGrace: Duration = .seconds(9)
     public var clock: any WallClock
     public var logger: Logger
+    /// Run even when this user does not own the state (`--allow-other-user`).
+    public var allowOtherUser = false
 
     public init(
         workspace: Workspace, registry: DriverRegistry,
@@ -120,6 +122,13 @@ public struct Controller: Sendable {
             // Until the first commit is adopted nothing is read; the engine then points at the checkout.
             workspace.manifests = gitDirectory.appendingPathComponent("checkouts")
         }
+        if !options.allowOtherUser {
+            do {
+                try StateOwnership.check(workspace.state, root: workspace.root)
+            } catch {
+                throw ControllerError(description: "\(error)")
+            }
+        }
         let queue = WorkQueue()
         let state = ControllerState()
         let fleet = FleetView(metrics: state.metrics, now: { [clock = options.clock] in clock.now() })
@@ -128,8 +137,8 @@ public struct Controller: Sendable {
         let engine = Engine(
             workspace: workspace, registry: options.registry, environment: options.environment, clock: options.clock,
             logger: logger, reconcilerLogger: reconcilerLogger, queue: queue, state: state, fleet: fleet,
-            prune: options.prune,
-            parallelism: options.parallelism, gitMode: options.git != nil)
+            prune: options.prune, parallelism: options.parallelism, gitMode: options.git != nil,
+            allowOtherUser: options.allowOtherUser)
 
         let surface = HTTPSurface(state: state, queue: queue, fleet: fleet, token: token)
         var httpLogger = Logger(label: "dfe.http")

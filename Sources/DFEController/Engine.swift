@@ -26,6 +26,8 @@ actor Engine {
     let parallelism: Int?
     /// Manifests come from the git source: the revision is the adopted commit, not the work tree's HEAD.
     let gitMode: Bool
+    /// `--allow-other-user`.
+    let allowOtherUser: Bool
 
     /// The manifests directory of the last good load (a git checkout moves it).
     private(set) var manifests: URL
@@ -40,9 +42,10 @@ actor Engine {
     init(
         workspace: Workspace, registry: DriverRegistry, environment: [String: String], clock: any WallClock,
         logger: Logger, reconcilerLogger: Logger, queue: WorkQueue, state: ControllerState, fleet: FleetView,
-        prune: Bool?, parallelism: Int?, gitMode: Bool
+        prune: Bool?, parallelism: Int?, gitMode: Bool, allowOtherUser: Bool = false
     ) {
         self.fleet = fleet
+        self.allowOtherUser = allowOtherUser
         self.base = workspace
         self.registry = registry
         self.environment = environment
@@ -169,6 +172,7 @@ actor Engine {
         options.onlyMustExist = false
         // On SIGTERM/SIGINT: finish the instances in flight, start no others (the next start picks them up).
         options.shouldStop = { Task.isShuttingDownGracefully }
+        options.allowOtherUser = allowOtherUser
         let scope = work.full ? "all" : work.names.sorted().joined(separator: ",")
         let trigger = work.reasons.sorted().joined(separator: ",")
         logger.info(
@@ -213,6 +217,11 @@ actor Engine {
                     "orphaned": "\(summary.orphaned)", "failed": "\(summary.failed)",
                 ])
         } catch {
+            if case .state(let cause) = error, StateError.isLeaseLost(cause) {
+                logger.warning(
+                    "lease lost: stepping down; the next run waits for the lease and re-acquires it",
+                    metadata: ["trigger": "\(trigger)"])
+            }
             logger.error(
                 "reconcile failed",
                 metadata: [

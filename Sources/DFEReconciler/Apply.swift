@@ -55,11 +55,13 @@ extension Reconciler {
         let records = recorded
         let wanted = desired
         let outcomes = await concurrentMap(finalPlan.instances, limit: parallelism) { instancePlan in
-            if options.shouldStop?() == true { return InstanceOutcome() }
+            if options.shouldStop?() == true || store.hasLostLease { return InstanceOutcome() }
             return await applyInstance(
                 instancePlan, desired: wanted[instancePlan.name], record: records[instancePlan.name],
                 inputs: inputs, options: options, backoff: backoff, store: store, runID: runID, observer: observer)
         }
+        // A run that lost its lease stops here: its results would overwrite the new holder's.
+        if store.hasLostLease { throw StateError.leaseLost }
         try await store.saveInstances(outcomes.compactMap(\.bookkeeping), at: clock.now())
         var report = ReconcileReport(dryRun: false, plan: plan, warnings: warnings, revision: options.revision)
         report.stale = stale

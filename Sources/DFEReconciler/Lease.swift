@@ -7,8 +7,7 @@ final class Lease: Sendable {
     let store: any StateStoring
     let clock: any WallClock
     let ttl: Duration
-    let pid = getpid()
-    let host = Lease.hostName()
+    let me = LeaseIdentity.current()
     private let lost = Mutex(false)
 
     init(store: any StateStoring, clock: any WallClock, ttl: Duration) {
@@ -18,16 +17,7 @@ final class Lease: Sendable {
     }
 
     /// This machine's host name.
-    static func hostName() -> String {
-        var buffer = [CChar](repeating: 0, count: 256)
-        guard gethostname(&buffer, buffer.count - 1) == 0 else { return "localhost" }
-        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }
-
-    /// Whether a process exists on this host.
-    static func isAlive(_ pid: Int32) -> Bool {
-        kill(pid, 0) == 0 || errno == EPERM
-    }
+    static func hostName() -> String { LeaseIdentity.hostName() }
 
     /// Takes the lease; with `wait`, polls until it is free (or the task is cancelled), telling `waiting` whom
     /// it waits for whenever the holder changes.
@@ -35,7 +25,7 @@ final class Lease: Sendable {
         var announced: String?
         while true {
             do {
-                try await store.acquireLease(pid: pid, host: host, ttl: ttl, at: clock.now(), isAlive: Lease.isAlive)
+                try await store.acquireLease(me, ttl: ttl, at: clock.now())
                 return
             } catch StateError.leaseHeld(let holder) {
                 guard wait else { throw StateError.leaseHeld(holder) }
@@ -57,10 +47,11 @@ final class Lease: Sendable {
                 return
             }
             do {
-                try await store.renewLease(pid: pid, host: host, ttl: ttl, at: clock.now())
+                try await store.renewLease(ttl: ttl, at: clock.now())
             } catch StateError.leaseLost {
-                // The store now refuses new steps; in-flight ones finish and are journaled.
+                // The store now refuses every write: no new step starts, nothing more is recorded.
                 lost.withLock { $0 = true }
+                return
             } catch {
                 // A transient failure (busy database): try again at the next renewal.
             }
@@ -68,10 +59,10 @@ final class Lease: Sendable {
     }
 
     /// Whether renewing failed because another process took the lease.
-    var isLost: Bool { lost.withLock { $0 } }
+    var isLost: Bool { lost.withLock { $0 } || store.hasLostLease }
 
-    /// Releases the lease (best effort).
+    /// Releases the lease (best effort; only if this run's epoch still holds it).
     func release() async {
-        try? store.releaseLease(pid: pid, host: host)
+        try? store.releaseLease()
     }
 }

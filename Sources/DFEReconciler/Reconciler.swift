@@ -29,6 +29,8 @@ public struct ReconcileOptions: Sendable {
     public var honourBackoff = false
     /// The manifests' revision (git commit) to record.
     public var revision: String?
+    /// Run even when this user does not own the state (`--allow-other-user`).
+    public var allowOtherUser = false
     /// Asked before each instance is started; true stops scheduling more (graceful shutdown).
     public var shouldStop: (@Sendable () -> Bool)?
 
@@ -145,6 +147,7 @@ public struct Reconciler: Sendable {
         }
         let store: any StateStoring
         do {
+            if !options.allowOtherUser { try StateOwnership.check(workspace.state, root: workspace.root) }
             store = try workspace.stateBackend().open()
         } catch {
             throw .state(error)

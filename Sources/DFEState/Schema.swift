@@ -71,6 +71,28 @@ enum Schema {
                     );
                     """)
         }
+        migrator.registerMigration("v2-lease-fencing") { db in try LeaseFencing.migrate(db) }
         return migrator
+    }
+}
+
+/// The `v2-lease-fencing` migration: a lease identity that survives PID namespaces and a fencing epoch.
+///
+/// `lease_epoch` holds one counter that grows on every acquisition (it outlives released leases); the lease
+/// row records the epoch it was acquired with. Every write of a run checks, in its own transaction, that
+/// `lease.epoch` is still the run's epoch (`StateStore.checkFence`); another backend must do the same.
+enum LeaseFencing {
+    static func migrate(_ db: Database) throws {
+        try db.execute(
+            sql: """
+                ALTER TABLE lease ADD COLUMN boot_id TEXT NOT NULL DEFAULT '';
+                ALTER TABLE lease ADD COLUMN pid_namespace TEXT NOT NULL DEFAULT '';
+                ALTER TABLE lease ADD COLUMN start_time TEXT NOT NULL DEFAULT '';
+                ALTER TABLE lease ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE lease ADD COLUMN renewed_at REAL NOT NULL DEFAULT 0;
+                UPDATE lease SET renewed_at = acquired_at;
+                CREATE TABLE lease_epoch (id INTEGER PRIMARY KEY CHECK (id = 1), epoch INTEGER NOT NULL);
+                INSERT INTO lease_epoch (id, epoch) VALUES (1, 0);
+                """)
     }
 }

@@ -41,22 +41,42 @@ public protocol StateStoring: AnyObject, Sendable {
     /// The journal, newest last, optionally for one instance.
     func history(instance: String?, limit: Int) async throws -> [JournalEntry]
 
-    /// Takes the single-writer lease, or throws `.leaseHeld` naming the live holder.
-    func acquireLease(
-        pid: Int32, host: String, ttl: Duration, at now: Date, isAlive: @escaping @Sendable (Int32) -> Bool
-    ) async throws
-    /// Extends the lease; throws `.leaseLost` when another process took it.
-    func renewLease(pid: Int32, host: String, ttl: Duration, at now: Date) async throws
-    /// Whether this process lost its lease while running.
+    /// Takes the single-writer lease with a new fencing epoch and fences every later write of this store with it.
+    ///
+    /// Throws `.leaseHeld` naming the holder unless its lease expired, it is `me`, or `me.provesGone(holder)`.
+    /// The epoch (`lease_epoch`) grows on every acquisition; the lease row records it.
+    @discardableResult
+    func acquireLease(_ me: LeaseIdentity, ttl: Duration, at now: Date, probe: ProcessProbe) async throws -> Int64
+    /// Extends the lease held with this store's epoch; throws `.leaseLost` when another epoch holds it.
+    func renewLease(ttl: Duration, at now: Date) async throws
+    /// Whether this store's run lost its lease (a renewal or a fenced write found another epoch).
+    ///
+    /// Once true, every write throws `.leaseLost`; each write also checks the epoch inside its own transaction.
     var hasLostLease: Bool { get }
-    /// Releases the lease if this process holds it (synchronous: it must also run from a cancelled task).
-    func releaseLease(pid: Int32, host: String) throws
+    /// Releases the lease if this store's epoch still holds it (synchronous: it must also run from a cancelled
+    /// task).
+    func releaseLease() throws
     /// The current lease holder, if any.
     func leaseHolder() async throws -> LeaseHolder?
-    /// Clears the lease whoever holds it (`dfe unlock --force`); returns the former holder.
-    func forceUnlock() async throws -> LeaseHolder?
+    /// Clears a lease not renewed for `StateStore.unlockIdle` (`dfe unlock --force`); returns the former holder.
+    ///
+    /// Throws `.leaseLive` for a lease renewed more recently, unless `me.provesGone(holder)`.
+    func forceUnlock(_ me: LeaseIdentity, at now: Date, probe: ProcessProbe) async throws -> LeaseHolder?
     /// Closes the connection.
     func close()
+}
+
+extension StateStoring {
+    /// Takes the lease, probing `/proc` for whether a holder is gone.
+    @discardableResult
+    public func acquireLease(_ me: LeaseIdentity, ttl: Duration, at now: Date) async throws -> Int64 {
+        try await acquireLease(me, ttl: ttl, at: now, probe: .live)
+    }
+
+    /// Clears a stale lease, probing `/proc` for whether its holder is gone.
+    public func forceUnlock(_ me: LeaseIdentity, at now: Date) async throws -> LeaseHolder? {
+        try await forceUnlock(me, at: now, probe: .live)
+    }
 }
 
 /// Where a state lives, and how to read it without writing or open it for a run.

@@ -7,9 +7,11 @@ import Synchronization
 public final class StateStore: StateStoring {
     public let url: URL
     /// One connection (WAL mode): closing it as the last connection checkpoints and removes `-wal`/`-shm`.
-    private let pool: DatabaseQueue
-    /// Set once renewing found the lease taken by another process: no new step may start after that.
-    private let lostLease = Mutex(false)
+    let pool: DatabaseQueue
+    /// Set once renewing or a fenced write found the lease taken by another process: nothing more is written.
+    let lostLease = Mutex(false)
+    /// The fencing epoch of the lease this store's run holds; nil before acquisition (writes are then unfenced).
+    let fence = Mutex<Int64?>(nil)
 
     /// Opens (creating when needed) and migrates the state database. The file is made mode 0600: it holds secrets.
     public init(url: URL) throws(StateError) {
@@ -66,9 +68,7 @@ public final class StateStore: StateStoring {
 
     /// Reads every instance without writing anything (for dry runs): no file is created, migrated or left behind.
     ///
-    /// Returns an empty state when the file does not exist yet. When a `-wal` file is present (a run in
-    /// progress, or one killed with SIGKILL), the database and its WAL are read from a private copy, since
-    /// closing the last connection to the original would checkpoint the WAL into it and delete it.
+    /// Returns an empty state when the file does not exist yet. See `ReadOnlyState` for how the file is read.
     public static func snapshot(url: URL, withFields: Bool = true) throws(StateError) -> [String: RecordedInstance] {
         let instances = try read(url: url) { db -> [String: RecordedInstance] in
             guard try db.tableExists("instances") else { return [:] }
@@ -122,35 +122,6 @@ public final class StateStore: StateStoring {
         return result
     }
 
-    /// Runs a read on the state file without writing anything: no file is created, migrated or left behind.
-    static func read<T>(url: URL, _ body: (Database) throws -> T) throws(StateError) -> T? {
-        let fileManager = FileManager.default
-        guard fileManager.fileExists(atPath: url.path) else { return nil }
-        var source = url
-        var copyDirectory: URL?
-        defer { if let copyDirectory { try? fileManager.removeItem(at: copyDirectory) } }
-        do {
-            if fileManager.fileExists(atPath: url.path + "-wal") {
-                let directory = fileManager.temporaryDirectory.appendingPathComponent(
-                    "dfe-snapshot-\(UUID().uuidString)")
-                try fileManager.createDirectory(
-                    at: directory, withIntermediateDirectories: false,
-                    attributes: [.posixPermissions: 0o700])
-                copyDirectory = directory
-                source = directory.appendingPathComponent("state.sqlite")
-                try fileManager.copyItem(atPath: url.path + "-wal", toPath: source.path + "-wal")
-                try fileManager.copyItem(at: url, to: source)
-            }
-            var config = Configuration()
-            config.busyMode = .timeout(10)
-            let queue = try DatabaseQueue(path: source.path, configuration: config)
-            defer { try? queue.close() }
-            return try queue.read(body)
-        } catch {
-            throw StateError.database(path: url.path, message: "\(error)")
-        }
-    }
-
     /// Every recorded instance with its resources (without applied fields when `withFields` is false).
     public func instances(withFields: Bool = true) async throws -> [String: RecordedInstance] {
         try await pool.read { db in try Self.loadInstances(db, withFields: withFields) }
@@ -186,13 +157,13 @@ public final class StateStore: StateStoring {
 
     /// Inserts or updates an instance row (not its resources).
     public func saveInstance(_ instance: RecordedInstance, at now: Date) async throws {
-        try await pool.write { db in try Self.upsert(instance, db: db, now: now) }
+        try await write { db in try Self.upsert(instance, db: db, now: now) }
     }
 
     /// Saves many instance rows in one transaction.
     public func saveInstances(_ instances: [RecordedInstance], at now: Date) async throws {
         guard !instances.isEmpty else { return }
-        try await pool.write { db in
+        try await write { db in
             for instance in instances { try Self.upsert(instance, db: db, now: now) }
         }
     }
@@ -219,14 +190,14 @@ public final class StateStore: StateStoring {
 
     /// Forgets an instance and its resource rows (data is handled by drivers, not here).
     public func forgetInstance(_ name: String) async throws {
-        try await pool.write { db in try db.execute(sql: "DELETE FROM instances WHERE name = ?", arguments: [name]) }
+        try await write { db in try db.execute(sql: "DELETE FROM instances WHERE name = ?", arguments: [name]) }
     }
 
     // MARK: Runs and journal
 
     /// Records the start of an applying run.
     public func beginRun(holder: String, revision: String?, at now: Date) async throws -> Int64 {
-        try await pool.write { db in
+        try await write { db in
             try db.execute(
                 sql: "INSERT INTO runs (holder, started_at, status, revision) VALUES (?, ?, 'running', ?)",
                 arguments: [holder, now.timeIntervalSince1970, revision])
@@ -236,7 +207,7 @@ public final class StateStore: StateStoring {
 
     /// Records the end of a run with its summary.
     public func finishRun(_ id: Int64, status: String, summary: String, at now: Date) async throws {
-        try await pool.write { db in
+        try await write { db in
             try db.execute(
                 sql: "UPDATE runs SET finished_at = ?, status = ?, summary = ? WHERE id = ?",
                 arguments: [now.timeIntervalSince1970, status, summary, id])
@@ -245,7 +216,7 @@ public final class StateStore: StateStoring {
 
     /// Marks every step left `started` by a killed run as `interrupted`, and returns them.
     public func recoverInterrupted(at now: Date) async throws -> [JournalEntry] {
-        try await pool.write { db in
+        try await write { db in
             let entries = try Self.journal(db, where: "status = 'started'", arguments: [])
             try db.execute(
                 sql: "UPDATE journal SET status = 'interrupted', finished_at = ? WHERE status = 'started'",
@@ -259,8 +230,7 @@ public final class StateStore: StateStoring {
 
     /// Journals the intent of a step before it runs; returns the entry's id.
     public func recordIntent(run: Int64, change: ResourceChange, at now: Date) async throws -> Int64 {
-        if lostLease.withLock({ $0 }) { throw StateError.leaseLost }
-        return try await pool.write { db in
+        return try await write { db in
             try db.execute(
                 sql: """
                     INSERT INTO journal (run_id, instance, resource, action, reason, status, started_at)
@@ -279,7 +249,7 @@ public final class StateStore: StateStoring {
 
     /// Journals a step's success and records its result in the same transaction.
     public func recordSuccess(_ journalID: Int64, instance: String, outcome: Outcome, at now: Date) async throws {
-        try await pool.write { db in
+        try await write { db in
             let time = now.timeIntervalSince1970
             switch outcome {
             case .recorded(let resource):
@@ -307,7 +277,7 @@ public final class StateStore: StateStoring {
 
     /// Journals a step's failure.
     public func recordFailure(_ journalID: Int64, error: String, at now: Date) async throws {
-        try await pool.write { db in
+        try await write { db in
             try db.execute(
                 sql: "UPDATE journal SET status = 'failed', error = ?, finished_at = ? WHERE id = ?",
                 arguments: [error, now.timeIntervalSince1970, journalID])
@@ -344,6 +314,24 @@ public final class StateStore: StateStoring {
         }
     }
 
+    /// A write transaction that first checks, inside the transaction, that this run still holds the lease.
+    func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        if lostLease.withLock({ $0 }) { throw StateError.leaseLost }
+        return try await pool.write { db in
+            try self.checkFence(db)
+            return try body(db)
+        }
+    }
+
+    /// Throws `.leaseLost` (and remembers it) when a fenced run's epoch no longer holds the lease.
+    func checkFence(_ db: Database) throws {
+        guard let epoch = fence.withLock({ $0 }) else { return }
+        let current = try Int64.fetchOne(db, sql: "SELECT epoch FROM lease WHERE id = 1")
+        guard current != epoch else { return }
+        lostLease.withLock { $0 = true }
+        throw StateError.leaseLost
+    }
+
     /// Runs `PRAGMA integrity_check`; "ok" when healthy.
     public func integrityCheck() async throws -> String {
         try await pool.read { db in try String.fetchOne(db, sql: "PRAGMA integrity_check") ?? "" }
@@ -352,87 +340,5 @@ public final class StateStore: StateStoring {
     /// Closes the database (checkpointing the WAL).
     public func close() {
         try? pool.close()
-    }
-
-    // MARK: Lease
-
-    /// Takes the single-writer lease, or throws `.leaseHeld` naming the live holder.
-    ///
-    /// A lease whose holder process is gone on this host is free at once; any other expires at `expiresAt`.
-    public func acquireLease(
-        pid: Int32, host: String, ttl: Duration, at now: Date, isAlive: @escaping @Sendable (Int32) -> Bool
-    ) async throws {
-        try await pool.writeWithoutTransaction { db in
-            try db.inTransaction(.immediate) {
-                if let row = try Row.fetchOne(db, sql: "SELECT * FROM lease WHERE id = 1") {
-                    let holder = LeaseHolder(
-                        pid: row["pid"], host: row["host"], acquiredAt: Date(timeIntervalSince1970: row["acquired_at"]),
-                        expiresAt: Date(timeIntervalSince1970: row["expires_at"]))
-                    let mine = holder.pid == pid && holder.host == host
-                    let expired = holder.expiresAt <= now
-                    let deadHere = holder.host == host && !isAlive(holder.pid)
-                    if !mine && !expired && !deadHere { throw StateError.leaseHeld(holder) }
-                }
-                try db.execute(
-                    sql:
-                        "INSERT OR REPLACE INTO lease (id, holder, pid, host, acquired_at, expires_at) VALUES (1, ?, ?, ?, ?, ?)",
-                    arguments: [
-                        "\(pid)@\(host)", pid, host, now.timeIntervalSince1970,
-                        now.addingTimeInterval(ttl.seconds).timeIntervalSince1970,
-                    ])
-                return .commit
-            }
-        }
-    }
-
-    /// Extends the lease; throws `.leaseLost` when another process took it.
-    public func renewLease(pid: Int32, host: String, ttl: Duration, at now: Date) async throws {
-        do {
-            try await renew(pid: pid, host: host, ttl: ttl, at: now)
-        } catch StateError.leaseLost {
-            markLeaseLost()
-            throw StateError.leaseLost
-        }
-    }
-
-    private func renew(pid: Int32, host: String, ttl: Duration, at now: Date) async throws {
-        try await pool.write { db in
-            try db.execute(
-                sql: "UPDATE lease SET expires_at = ? WHERE id = 1 AND pid = ? AND host = ?",
-                arguments: [now.addingTimeInterval(ttl.seconds).timeIntervalSince1970, pid, host])
-            if db.changesCount == 0 { throw StateError.leaseLost }
-        }
-    }
-
-    /// Whether this process lost its lease while running.
-    public var hasLostLease: Bool { lostLease.withLock { $0 } }
-
-    func markLeaseLost() { lostLease.withLock { $0 = true } }
-
-    /// Releases the lease if this process holds it.
-    ///
-    /// Synchronous on purpose: it must also run when the task was cancelled (async database access would
-    /// refuse), so a stopped controller never leaves its lease behind.
-    public func releaseLease(pid: Int32, host: String) throws {
-        try pool.write { db in
-            try db.execute(sql: "DELETE FROM lease WHERE id = 1 AND pid = ? AND host = ?", arguments: [pid, host])
-        }
-    }
-
-    /// The current lease holder, if any.
-    public func leaseHolder() async throws -> LeaseHolder? {
-        try await pool.read { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM lease WHERE id = 1") else { return nil }
-            return LeaseHolder(
-                pid: row["pid"], host: row["host"], acquiredAt: Date(timeIntervalSince1970: row["acquired_at"]),
-                expiresAt: Date(timeIntervalSince1970: row["expires_at"]))
-        }
-    }
-
-    /// Clears the lease whoever holds it (`dfe unlock --force`); returns the former holder.
-    public func forceUnlock() async throws -> LeaseHolder? {
-        let holder = try await leaseHolder()
-        try await pool.write { db in try db.execute(sql: "DELETE FROM lease") }
-        return holder
     }
 }

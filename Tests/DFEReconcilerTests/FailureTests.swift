@@ -94,7 +94,8 @@ import Testing
         let store = try StateStore(url: ws.stateURL)
         let parent = getppid()
         try await store.acquireLease(
-            pid: parent, host: "elsewhere", ttl: .seconds(60), at: Date(), isAlive: { _ in true })
+            LeaseIdentity(pid: parent, host: "elsewhere", bootID: "b", pidNamespace: "1", startTime: "1"),
+            ttl: .seconds(60), at: Date())
         store.close()
         await #expect {
             _ = try await ws.reconciler().run(ReconcileOptions())
@@ -113,12 +114,11 @@ import Testing
         child.executableURL = URL(fileURLWithPath: "/bin/true")
         try child.run()
         child.waitUntilExit()
-        var name = [CChar](repeating: 0, count: 256)
-        gethostname(&name, 255)
-        let host = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        var gone = LeaseIdentity.current()
+        gone.pid = child.processIdentifier
+        gone.startTime = "1"
         let store = try StateStore(url: ws.stateURL)
-        try await store.acquireLease(
-            pid: child.processIdentifier, host: host, ttl: .seconds(60), at: Date(), isAlive: { _ in true })
+        try await store.acquireLease(gone, ttl: .seconds(60), at: Date())
         store.close()
         let report = try await ws.reconciler().run(ReconcileOptions())
         #expect(report.errors.isEmpty)
@@ -154,16 +154,19 @@ import Testing
         defer { ws.delete() }
         let store = try StateStore(url: ws.stateURL)
         defer { store.close() }
+        let other = try StateStore(url: ws.stateURL)
+        defer { other.close() }
         let now = Date()
-        try await store.acquireLease(pid: 1111, host: "here", ttl: .seconds(15), at: now, isAlive: { _ in true })
+        try await store.acquireLease(LeaseIdentity.current(), ttl: .seconds(15), at: now)
+        let run = try await store.beginRun(holder: "me", revision: nil, at: now)
         // Another process takes over after expiry.
-        try await store.acquireLease(
-            pid: 2222, host: "there", ttl: .seconds(15), at: now.addingTimeInterval(20), isAlive: { _ in true })
+        try await other.acquireLease(
+            LeaseIdentity(pid: 2222, host: "there", bootID: "b", pidNamespace: "1", startTime: "1"),
+            ttl: .seconds(15), at: now.addingTimeInterval(20))
         await #expect(throws: StateError.self) {
-            try await store.renewLease(pid: 1111, host: "here", ttl: .seconds(15), at: now.addingTimeInterval(21))
+            try await store.renewLease(ttl: .seconds(15), at: now.addingTimeInterval(21))
         }
         #expect(store.hasLostLease)
-        let run = try await store.beginRun(holder: "1111@here", revision: nil, at: now)
         await #expect(throws: StateError.self) {
             _ = try await store.recordIntent(
                 run: run, change: ResourceChange(instance: "a", resource: .storage, action: .create, reason: "new"),

@@ -75,7 +75,7 @@ func change(_ name: String, _ kind: ResourceKind, _ action: Action = .create) ->
         #expect(mode(directory.state.deletingLastPathComponent().path) == 0o750)
         let migrations = try SQLiteShell.query(
             directory.state.path, "SELECT group_concat(identifier) FROM grdb_migrations")
-        #expect(migrations == "v1")
+        #expect(migrations?.split(separator: ",").prefix(2) == ["v1", "v2-lease-fencing"])
         let header = try Data(contentsOf: directory.state).prefix(20)
         #expect(header.prefix(16) == Data("SQLite format 3\0".utf8))
         #expect(header[18] == 2 && header[19] == 2, "state database must be in WAL mode")
@@ -374,6 +374,19 @@ func change(_ name: String, _ kind: ResourceKind, _ action: Action = .create) ->
     }
 }
 
+/// A lease identity in this boot and PID namespace (as a process here would record it), with a chosen pid.
+func local(_ pid: Int32, startTime: String? = nil) -> LeaseIdentity {
+    var identity = LeaseIdentity.current()
+    identity.pid = pid
+    identity.startTime = startTime ?? ProcessProbe.live.startTime(pid) ?? "1"
+    return identity
+}
+
+/// A lease identity of another machine (another boot) whose pid means nothing here.
+func remote(_ pid: Int32, host: String = "node-b") -> LeaseIdentity {
+    LeaseIdentity(pid: pid, host: host, bootID: "other-boot", pidNamespace: "4026531836", startTime: "42")
+}
+
 @Suite struct LeaseTests {
     static let ttl = Duration.seconds(15)
 
@@ -381,31 +394,64 @@ func change(_ name: String, _ kind: ResourceKind, _ action: Action = .create) ->
         let directory = try StateDirectory()
         let store = try StateStore(url: directory.state)
         defer { store.close() }
-        let parent = getppid()
-        try await store.acquireLease(pid: parent, host: "node-a", ttl: Self.ttl, at: now, isAlive: isAlive)
+        let parent = local(getppid())
+        try await store.acquireLease(parent, ttl: Self.ttl, at: now)
         let error = await #expect(throws: StateError.self) {
-            try await store.acquireLease(pid: getpid(), host: "node-a", ttl: Self.ttl, at: now, isAlive: isAlive)
+            try await store.acquireLease(LeaseIdentity.current(), ttl: Self.ttl, at: now)
         }
         guard case .leaseHeld(let holder) = error else {
             Issue.record("expected leaseHeld, got \(String(describing: error))")
             return
         }
-        #expect(holder.description == "\(parent)@node-a")
-        #expect("\(String(describing: error))".contains("locked by \(parent)@node-a"))
-        #expect(try await store.leaseHolder()?.pid == parent)
+        #expect(holder.description == parent.description)
+        #expect("\(String(describing: error))".contains("locked by \(parent)"))
+        #expect(try await store.leaseHolder()?.identity == parent)
     }
 
-    @Test func holderMayReacquireItsOwnLease() async throws {
+    @Test func samePidAndHostInAnotherPidNamespaceIsNotTheHolder() async throws {
+        // Two containers: both PID 1 on the same host name, in different PID namespaces.
         let directory = try StateDirectory()
         let store = try StateStore(url: directory.state)
         defer { store.close() }
-        try await store.acquireLease(pid: getpid(), host: "node-a", ttl: Self.ttl, at: now, isAlive: isAlive)
+        var first = LeaseIdentity.current()
+        first.pid = 1
+        first.pidNamespace = "4026532001"
+        first.startTime = "100"
+        var second = first
+        second.pidNamespace = "4026532002"
+        try await store.acquireLease(first, ttl: Self.ttl, at: now)
+        await #expect(throws: StateError.self) {
+            try await store.acquireLease(second, ttl: Self.ttl, at: now.addingTimeInterval(1))
+        }
+        #expect(try await store.leaseHolder()?.identity == first)
+    }
+
+    @Test func holderMayReacquireItsOwnLeaseWithANewEpoch() async throws {
+        let directory = try StateDirectory()
+        let store = try StateStore(url: directory.state)
+        defer { store.close() }
+        let me = LeaseIdentity.current()
+        let first = try await store.acquireLease(me, ttl: Self.ttl, at: now)
         let later = now.addingTimeInterval(5)
-        try await store.acquireLease(pid: getpid(), host: "node-a", ttl: Self.ttl, at: later, isAlive: isAlive)
+        let second = try await store.acquireLease(me, ttl: Self.ttl, at: later)
+        #expect(second == first + 1)
         #expect(try await store.leaseHolder()?.expiresAt == later.addingTimeInterval(15))
     }
 
-    @Test func leaseOfADeadProcessOnThisHostIsFreeAtOnce() async throws {
+    @Test func epochGrowsOnEveryAcquisitionEvenAfterRelease() async throws {
+        let directory = try StateDirectory()
+        let store = try StateStore(url: directory.state)
+        defer { store.close() }
+        var epochs: [Int64] = []
+        for _ in 0..<3 {
+            epochs.append(try await store.acquireLease(LeaseIdentity.current(), ttl: Self.ttl, at: now))
+            try store.releaseLease()
+        }
+        #expect(epochs == [1, 2, 3])
+        #expect(try await store.leaseHolder() == nil)
+    }
+
+    @Test func leaseOfADeadProcessInThisNamespaceIsFreeAtOnce() async throws {
         let directory = try StateDirectory()
         let store = try StateStore(url: directory.state)
         defer { store.close() }
@@ -415,78 +461,127 @@ func change(_ name: String, _ kind: ResourceKind, _ action: Action = .create) ->
         finished.waitUntilExit()
         let dead = finished.processIdentifier
         try #require(!isAlive(dead))
-        try await store.acquireLease(pid: dead, host: "node-a", ttl: Self.ttl, at: now, isAlive: isAlive)
-        try await store.acquireLease(
-            pid: getpid(), host: "node-a", ttl: Self.ttl, at: now.addingTimeInterval(1), isAlive: isAlive)
-        #expect(try await store.leaseHolder()?.description == "\(getpid())@node-a")
+        try await store.acquireLease(local(dead, startTime: "12345"), ttl: Self.ttl, at: now)
+        try await store.acquireLease(LeaseIdentity.current(), ttl: Self.ttl, at: now.addingTimeInterval(1))
+        #expect(try await store.leaseHolder()?.identity == LeaseIdentity.current())
     }
 
-    @Test func leaseOfAnotherHostWaitsForExpiryThenIsFree() async throws {
+    @Test func leaseOfAReusedPidWithAnotherStartTimeIsFreeAtOnce() async throws {
         let directory = try StateDirectory()
         let store = try StateStore(url: directory.state)
         defer { store.close() }
-        // The pid means nothing on this host, so only expiry frees another host's lease.
-        try await store.acquireLease(pid: 999_999, host: "node-b", ttl: Self.ttl, at: now, isAlive: isAlive)
+        // The parent lives, but not with this start time: the holder that recorded it is gone.
+        let parent = getppid()
+        let actual = try #require(ProcessProbe.live.startTime(parent))
+        try await store.acquireLease(local(parent, startTime: actual + "9"), ttl: Self.ttl, at: now)
+        try await store.acquireLease(LeaseIdentity.current(), ttl: Self.ttl, at: now.addingTimeInterval(1))
+        #expect(try await store.leaseHolder()?.pid == getpid())
+    }
+
+    @Test func leaseOfAnotherBootWaitsForExpiryThenIsFree() async throws {
+        let directory = try StateDirectory()
+        let store = try StateStore(url: directory.state)
+        defer { store.close() }
+        // The pid means nothing in this boot, so only expiry frees the lease.
+        try await store.acquireLease(remote(999_999), ttl: Self.ttl, at: now)
         await #expect(throws: StateError.self) {
-            try await store.acquireLease(
-                pid: getpid(), host: "node-a", ttl: Self.ttl, at: now.addingTimeInterval(14), isAlive: isAlive)
+            try await store.acquireLease(LeaseIdentity.current(), ttl: Self.ttl, at: now.addingTimeInterval(14))
         }
-        try await store.acquireLease(
-            pid: getpid(), host: "node-a", ttl: Self.ttl, at: now.addingTimeInterval(15), isAlive: isAlive)
-        #expect(try await store.leaseHolder()?.host == "node-a")
+        try await store.acquireLease(LeaseIdentity.current(), ttl: Self.ttl, at: now.addingTimeInterval(15))
+        #expect(try await store.leaseHolder()?.identity == LeaseIdentity.current())
     }
 
-    @Test func renewByTheHolderExtendsAndByAnyoneElseIsLeaseLost() async throws {
+    @Test func renewExtendsAndAfterATakeoverIsLeaseLost() async throws {
         let directory = try StateDirectory()
-        let store = try StateStore(url: directory.state)
-        defer { store.close() }
-        try await store.acquireLease(pid: getpid(), host: "node-a", ttl: Self.ttl, at: now, isAlive: isAlive)
+        let mine = try StateStore(url: directory.state)
+        defer { mine.close() }
+        let theirs = try StateStore(url: directory.state)
+        defer { theirs.close() }
+        try await mine.acquireLease(LeaseIdentity.current(), ttl: Self.ttl, at: now)
         let later = now.addingTimeInterval(10)
-        try await store.renewLease(pid: getpid(), host: "node-a", ttl: Self.ttl, at: later)
-        #expect(try await store.leaseHolder()?.expiresAt == later.addingTimeInterval(15))
-        for (pid, host) in [(getppid(), "node-a"), (getpid(), "node-b")] {
-            let error = await #expect(throws: StateError.self) {
-                try await store.renewLease(pid: pid, host: host, ttl: Self.ttl, at: later)
-            }
+        try await mine.renewLease(ttl: Self.ttl, at: later)
+        #expect(try await mine.leaseHolder()?.expiresAt == later.addingTimeInterval(15))
+        #expect(try await mine.leaseHolder()?.renewedAt == later)
+        // Another process takes over once the lease has expired, even with the same PID@HOST.
+        try await theirs.acquireLease(local(getpid(), startTime: "1"), ttl: Self.ttl, at: later.addingTimeInterval(16))
+        let error = await #expect(throws: StateError.self) {
+            try await mine.renewLease(ttl: Self.ttl, at: later.addingTimeInterval(17))
+        }
+        guard case .leaseLost = error else {
+            Issue.record("expected leaseLost, got \(String(describing: error))")
+            return
+        }
+        #expect(mine.hasLostLease)
+        #expect(try await mine.leaseHolder()?.epoch == 2)
+    }
+
+    @Test func everyWriteOfARunThatLostItsLeaseIsRefusedInItsTransaction() async throws {
+        let directory = try StateDirectory()
+        let mine = try StateStore(url: directory.state)
+        defer { mine.close() }
+        let theirs = try StateStore(url: directory.state)
+        defer { theirs.close() }
+        try await mine.acquireLease(LeaseIdentity.current(), ttl: Self.ttl, at: now)
+        let run = try await mine.beginRun(holder: "me", revision: nil, at: now)
+        let intent = try await mine.recordIntent(run: run, change: change("acme", .storage), at: now)
+        // Taken over without this store noticing (it never renewed): the fence alone must stop each write.
+        try await theirs.acquireLease(remote(7), ttl: Self.ttl, at: now.addingTimeInterval(20))
+        let writes: [@Sendable () async throws -> Void] = [
+            { try await mine.saveInstance(instance("acme"), at: now) },
+            { _ = try await mine.recordIntent(run: run, change: change("acme", .database), at: now) },
+            { try await mine.recordSuccess(intent, instance: "acme", outcome: .recorded(resource(.storage)), at: now) },
+            { try await mine.recordFailure(intent, error: "x", at: now) },
+            { try await mine.finishRun(run, status: "succeeded", summary: "", at: now) },
+            { try await mine.forgetInstance("acme") },
+        ]
+        for write in writes {
+            let error = await #expect(throws: StateError.self) { try await write() }
             guard case .leaseLost = error else {
                 Issue.record("expected leaseLost, got \(String(describing: error))")
                 continue
             }
         }
-        #expect(try await store.leaseHolder()?.expiresAt == later.addingTimeInterval(15))
+        #expect(mine.hasLostLease)
+        try mine.releaseLease()
+        #expect(try await theirs.leaseHolder()?.identity == remote(7))
+        #expect(try await theirs.instances().isEmpty)
+        #expect(try await theirs.history().map(\.status) == [.started])
     }
 
-    @Test func renewWithoutAnyLeaseIsLeaseLost() async throws {
+    @Test func releaseOnlyByTheHoldingEpoch() async throws {
+        let directory = try StateDirectory()
+        let mine = try StateStore(url: directory.state)
+        defer { mine.close() }
+        let theirs = try StateStore(url: directory.state)
+        defer { theirs.close() }
+        try await mine.acquireLease(LeaseIdentity.current(), ttl: Self.ttl, at: now)
+        try await theirs.acquireLease(remote(7), ttl: Self.ttl, at: now.addingTimeInterval(20))
+        try mine.releaseLease()
+        #expect(try await theirs.leaseHolder()?.identity == remote(7))
+        try theirs.releaseLease()
+        #expect(try await theirs.leaseHolder() == nil)
+    }
+
+    @Test func forceUnlockRefusesALeaseRenewedInTheLast15Seconds() async throws {
         let directory = try StateDirectory()
         let store = try StateStore(url: directory.state)
         defer { store.close() }
-        await #expect(throws: StateError.self) {
-            try await store.renewLease(pid: getpid(), host: "node-a", ttl: Self.ttl, at: now)
+        try await store.acquireLease(remote(4242), ttl: Self.ttl, at: now)
+        let error = await #expect(throws: StateError.self) {
+            _ = try await store.forceUnlock(LeaseIdentity.current(), at: now.addingTimeInterval(14))
         }
-    }
-
-    @Test func releaseOnlyByTheHolder() async throws {
-        let directory = try StateDirectory()
-        let store = try StateStore(url: directory.state)
-        defer { store.close() }
-        try await store.acquireLease(pid: getpid(), host: "node-a", ttl: Self.ttl, at: now, isAlive: isAlive)
-        try store.releaseLease(pid: getppid(), host: "node-a")
+        guard case .leaseLive(let holder, _, _) = error else {
+            Issue.record("expected leaseLive, got \(String(describing: error))")
+            return
+        }
+        #expect(holder.description == "4242@node-b")
+        let message = "\(String(describing: error))"
+        #expect(message.contains("held by 4242@node-b, renewed 14s ago"), "\(message)")
         #expect(try await store.leaseHolder() != nil)
-        try store.releaseLease(pid: getpid(), host: "node-a")
+        let former = try await store.forceUnlock(LeaseIdentity.current(), at: now.addingTimeInterval(15))
+        #expect(former?.description == "4242@node-b")
         #expect(try await store.leaseHolder() == nil)
-    }
-
-    @Test func forceUnlockClearsAnyHolderAndReturnsIt() async throws {
-        let directory = try StateDirectory()
-        let store = try StateStore(url: directory.state)
-        defer { store.close() }
-        try await store.acquireLease(pid: getppid(), host: "node-b", ttl: Self.ttl, at: now, isAlive: isAlive)
-        let former = try await store.forceUnlock()
-        #expect(former?.description == "\(getppid())@node-b")
-        #expect(try await store.leaseHolder() == nil)
-        try await store.acquireLease(pid: getpid(), host: "node-a", ttl: Self.ttl, at: now, isAlive: isAlive)
-        #expect(try await store.forceUnlock()?.pid == getpid())
-        #expect(try await store.forceUnlock() == nil)
+        #expect(try await store.forceUnlock(LeaseIdentity.current(), at: now) == nil)
     }
 
     @Test func leaseIsSharedBetweenStoresOfTheSameFile() async throws {
@@ -495,9 +590,19 @@ func change(_ name: String, _ kind: ResourceKind, _ action: Action = .create) ->
         defer { first.close() }
         let second = try StateStore(url: directory.state)
         defer { second.close() }
-        try await first.acquireLease(pid: getppid(), host: "node-a", ttl: Self.ttl, at: now, isAlive: isAlive)
+        try await first.acquireLease(local(getppid()), ttl: Self.ttl, at: now)
         await #expect(throws: StateError.self) {
-            try await second.acquireLease(pid: getpid(), host: "node-a", ttl: Self.ttl, at: now, isAlive: isAlive)
+            try await second.acquireLease(LeaseIdentity.current(), ttl: Self.ttl, at: now)
         }
+    }
+
+    @Test func identityOfThisProcessHasBootNamespaceAndStartTime() {
+        let me = LeaseIdentity.current()
+        #expect(me.pid == getpid())
+        #expect(me.bootID.count == 36)
+        #expect(UInt64(me.pidNamespace) != nil)
+        #expect(UInt64(me.startTime) != nil)
+        #expect(!me.provesGone(me))
+        #expect(!me.provesGone(remote(1)))
     }
 }

@@ -31,10 +31,17 @@ public enum DFEBinary {
     }
 
     /// A `dfe ARGS` process in `directory` with `NO_COLOR`, extra environment and stdin from /dev/null.
-    static func makeProcess(_ arguments: [String], in directory: URL, environment: [String: String]) -> Process {
+    static func makeProcess(
+        _ arguments: [String], in directory: URL, environment: [String: String], prefix: [String] = []
+    ) -> Process {
         let process = Process()
-        process.executableURL = url
-        process.arguments = arguments
+        if let first = prefix.first {
+            process.executableURL = URL(fileURLWithPath: first)
+            process.arguments = prefix.dropFirst() + [url.path] + arguments
+        } else {
+            process.executableURL = url
+            process.arguments = arguments
+        }
         process.currentDirectoryURL = directory
         var env = ProcessInfo.processInfo.environment
         env["NO_COLOR"] = "1"
@@ -64,7 +71,7 @@ public enum DFEBinary {
 
     /// Runs `dfe ARGS` in `directory` to completion and captures its output.
     public static func run(
-        _ arguments: [String], in directory: URL, environment: [String: String] = [:]
+        _ arguments: [String], in directory: URL, environment: [String: String] = [:], prefix: [String] = []
     ) async throws -> ProcessResult {
         let outURL = FileManager.default.temporaryDirectory.appendingPathComponent("dfe-out-\(UUID().uuidString)")
         let errURL = FileManager.default.temporaryDirectory.appendingPathComponent("dfe-err-\(UUID().uuidString)")
@@ -74,7 +81,7 @@ public enum DFEBinary {
         }
         FileManager.default.createFile(atPath: outURL.path, contents: nil)
         FileManager.default.createFile(atPath: errURL.path, contents: nil)
-        let process = makeProcess(arguments, in: directory, environment: environment)
+        let process = makeProcess(arguments, in: directory, environment: environment, prefix: prefix)
         let outHandle = try FileHandle(forWritingTo: outURL)
         let errHandle = try FileHandle(forWritingTo: errURL)
         process.standardOutput = outHandle
