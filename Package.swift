@@ -51,6 +51,10 @@ let package = Package(
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         // database/postgres driver on libpq.
         .target(name: "DFEPostgres", dependencies: ["DFEProvision", "CLibPQ"], swiftSettings: strict),
+        // The state in PostgreSQL (`--state postgres://`), on DFEPostgres's libpq connection.
+        .target(
+            name: "DFEStatePostgres", dependencies: ["DFECore", "DFEState", "DFEPostgres", "DFEProvision"],
+            swiftSettings: strict),
         // The reconciler: observe, plan, apply, journal, lease, backoff.
         .target(
             name: "DFEReconciler",
@@ -78,7 +82,7 @@ let package = Package(
             name: "DFECommands",
             dependencies: [
                 "DFECore", "DFEManifest", "DFEState", "DFEProvision", "DFEDrivers", "DFEPostgres",
-                "DFEReconciler", "DFEController",
+                "DFEStatePostgres", "DFEReconciler", "DFEController",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -89,7 +93,8 @@ let package = Package(
         .target(
             name: "DFETestSupport",
             dependencies: [
-                "DFECore", "DFEReconciler", "DFEDrivers", "DFEState", .product(name: "GRDB", package: "GRDB.swift"),
+                "DFECore", "DFEReconciler", "DFEDrivers", "DFEState", "DFEProvision",
+                .product(name: "GRDB", package: "GRDB.swift"),
             ],
             path: "Tests/Support",
             swiftSettings: strict
@@ -98,7 +103,11 @@ let package = Package(
         .testTarget(
             name: "DFEManifestTests", dependencies: ["DFEManifest", "DFECore", "DFETestSupport"], swiftSettings: strict),
         .testTarget(
-            name: "DFEStateTests", dependencies: ["DFEState", "DFECore", "DFETestSupport"], swiftSettings: strict),
+            name: "DFEStateTests",
+            dependencies: [
+                "DFEState", "DFEStatePostgres", "DFEPostgres", "DFEReconciler", "DFECore", "DFETestSupport",
+            ],
+            swiftSettings: strict),
         .testTarget(
             name: "DFEDriversTests", dependencies: ["DFEDrivers", "DFEProvision", "DFECore", "DFETestSupport"],
             swiftSettings: strict),
@@ -114,7 +123,10 @@ let package = Package(
         ),
         .testTarget(
             name: "DFEControllerTests",
-            dependencies: ["DFEController", "DFEReconciler", "DFECore", "DFEDrivers", "DFETestSupport", "dfe"],
+            dependencies: [
+                "DFEController", "DFEReconciler", "DFECore", "DFEDrivers", "DFEState", "DFEStatePostgres",
+                "DFETestSupport", "dfe",
+            ],
             swiftSettings: strict
         ),
         .testTarget(

@@ -15,7 +15,7 @@ struct DFECommand: AsyncParsableCommand {
         subcommands: [
             InitCommand.self, ValidateCommand.self, ReconcileCommand.self, PlanCommand.self, StatusCommand.self,
             HistoryCommand.self, ProvisionersCommand.self, UnlockCommand.self, ControllerCommand.self,
-            SchemaCommand.self,
+            SchemaCommand.self, StateCommand.self,
         ])
 }
 

@@ -4,6 +4,7 @@ import DFEDrivers
 import DFEPostgres
 public import DFEProvision
 import DFEReconciler
+import DFEStatePostgres
 import Foundation
 import Synchronization
 
@@ -23,8 +24,13 @@ struct WorkspaceOptions: ParsableArguments {
     @Option(name: .long, help: "Config directory (env DFE_CONFIG; default: ROOT/config).")
     var config: String?
 
-    @Option(name: .long, help: "State database file (env DFE_STATE; default: ROOT/var/state.sqlite).")
+    @Option(
+        name: .long,
+        help: "State: a SQLite file or postgres://USER@HOST:PORT/DB (env DFE_STATE; default: ROOT/var/state.sqlite).")
     var state: String?
+
+    @Option(name: .long, help: "Schema of a PostgreSQL state's tables (env DFE_STATE_SCHEMA; default: dfe).")
+    var stateSchema: String?
 
     /// The workspace these options and the environment name.
     func workspace(environment: [String: String] = ProcessInfo.processInfo.environment) -> Workspace {
@@ -38,7 +44,20 @@ struct WorkspaceOptions: ParsableArguments {
             root: root,
             manifests: resolve(manifests ?? environment["DFE_MANIFESTS"], against: cwd),
             config: resolve(config ?? environment["DFE_CONFIG"], against: cwd),
-            state: resolve(state ?? environment["DFE_STATE"], against: cwd))
+            state: Self.stateLocation(state ?? environment["DFE_STATE"], against: cwd),
+            stateSchema: stateSchema ?? environment["DFE_STATE_SCHEMA"])
+    }
+
+    /// A `postgres://` (or `postgresql://`) URL as given, else a file path resolved against `base`.
+    static func stateLocation(_ text: String?, against base: URL) -> URL? {
+        PostgresStateBackend.register()
+        guard let text, !text.isEmpty else { return nil }
+        let lowered = text.lowercased()
+        if lowered.hasPrefix("postgres://") || lowered.hasPrefix("postgresql://") {
+            // Not a valid URL at all: keep it as a URL the backend refuses with its message.
+            return URL(string: text) ?? URL(string: "postgres://")
+        }
+        return text.hasPrefix("/") ? URL(fileURLWithPath: text) : base.appendingPathComponent(text)
     }
 }
 

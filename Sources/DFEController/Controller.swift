@@ -154,12 +154,20 @@ public struct Controller: Sendable {
             },
             logger: httpLogger)
 
-        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
-            .init(service: server),
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: server)]
+        if !workspace.state.isFileURL {
+            // A server state may be shared by several controllers: only the elected leader reconciles.
+            await engine.electLeader()
+            services.append(
+                .init(
+                    service: LeaderElection(
+                        workspace: workspace, engine: engine, state: state, clock: options.clock, logger: logger)))
+        }
+        services += [
             .init(
                 service: ReconcileService(
                     engine: engine, queue: queue, interval: interval, clock: options.clock, logger: logger,
-                    loadAtStart: options.git == nil)),
+                    loadAtStart: options.git == nil))
         ]
         var watched = [FileWatcher.Root(url: workspace.config, isConfig: true)]
         if let git = options.git {

@@ -13,9 +13,16 @@ public final class ControllerState: Sendable {
         public var sourceError: String?
         /// The desired instances of the last good load.
         public var desired: [DesiredInstance] = []
+        /// On a PostgreSQL state: standing by while another controller leads.
+        public var standby: Standby?
 
-        /// Ready: the first reconcile has finished and the last load was valid.
-        public var ready: Bool { firstRunFinished && loadErrors.isEmpty }
+        /// Not leading, with the holder of the state lease (`PID@HOST`) when known.
+        public struct Standby: Sendable, Hashable {
+            public var leader: String?
+        }
+
+        /// Ready: leading, the first reconcile has finished and the last load was valid.
+        public var ready: Bool { standby == nil && firstRunFinished && loadErrors.isEmpty }
 
         /// Why the controller is not ready (empty when it is).
         public var notReadyReasons: [String] {
@@ -46,10 +53,11 @@ public final class ControllerState: Sendable {
 
     /// Changes the state under the lock.
     public func update(_ body: (inout Snapshot) -> Void) {
-        let ready = state.withLock { snapshot in
+        let (ready, leading) = state.withLock { snapshot in
             body(&snapshot)
-            return snapshot.ready
+            return (snapshot.ready, snapshot.standby == nil)
         }
         metrics.setReady(ready)
+        metrics.setLeader(leading)
     }
 }

@@ -39,6 +39,32 @@ actor Engine {
     /// The recorded state after the last run (read once before the first), for notification transitions.
     private var lastRecorded: [String: RecordedInstance]?
 
+    /// Several controllers share the (PostgreSQL) state: only the leader, holding `leaderStore`'s lease, runs.
+    var elects = false
+    /// The store whose lease the election holds while this controller leads.
+    private(set) var leaderStore: (any StateStoring)?
+
+    /// Starts leading with the store whose lease the election took, and queues a full reconcile.
+    func lead(_ store: any StateStoring) async {
+        leaderStore = store
+        await queue.enqueueFull(reason: "leading")
+    }
+
+    /// Stops leading: runs are skipped until `lead` again.
+    func standBy() { leaderStore = nil }
+
+    /// A standby's fleet view: re-reads the recorded state (written by the leader); failures are logged.
+    func refreshStandbyView() async {
+        do {
+            try await fleet.refresh(from: workspace().stateBackend(), desired: inputs?.desired)
+        } catch {
+            logger.warning("standby: cannot read the state for the fleet view", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Makes runs wait for leadership (set once, before the services start).
+    func electLeader() { elects = true }
+
     init(
         workspace: Workspace, registry: DriverRegistry, environment: [String: String], clock: any WallClock,
         logger: Logger, reconcilerLogger: Logger, queue: WorkQueue, state: ControllerState, fleet: FleetView,
@@ -164,6 +190,10 @@ actor Engine {
             logger.notice("nothing reconciled: no valid manifests loaded yet")
             return
         }
+        if elects && leaderStore == nil {
+            logger.debug("standby: not reconciling", metadata: ["scope": "\(work.full ? "all" : "some")"])
+            return
+        }
         let workspace = workspace()
         let revision = gitMode ? commit : GitRevision.of(workspace.manifests)
         var options = ReconcileOptions(
@@ -178,8 +208,9 @@ actor Engine {
         logger.info(
             "reconcile started",
             metadata: ["trigger": "\(trigger)", "scope": "\(scope)", "revision": "\(revision ?? "none")"])
-        let reconciler = Reconciler(
+        var reconciler = Reconciler(
             workspace: workspace, registry: registry, environment: environment, clock: clock, logger: reconcilerLogger)
+        reconciler.heldStore = leaderStore
         if lastRecorded == nil { lastRecorded = try? workspace.stateBackend().snapshot(withFields: false) }
         let started = ContinuousClock.now
         var success = false

@@ -56,6 +56,7 @@ public struct HTTPSurface: Sendable {
     /// `/readyz`: 200 once the first reconcile finished and the last load was valid; 503 with reasons otherwise.
     func readyz() -> HTTPReply {
         let snapshot = state.snapshot
+        if let standby = snapshot.standby { return .text(503, "standby; leader is \(standby.leader ?? "unknown")\n") }
         if snapshot.ready { return .text(200, "ready\n") }
         return .text(503, "not ready\n" + snapshot.notReadyReasons.joined(separator: "\n") + "\n")
     }

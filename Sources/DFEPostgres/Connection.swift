@@ -2,22 +2,40 @@ import CLibPQ
 import Foundation
 
 /// A failure reported by libpq or the server, with the SQLSTATE when the server sent one.
-struct PGFailure: Error, Sendable, CustomStringConvertible {
-    var message: String
-    var sqlState: String?
+package struct PGFailure: Error, Sendable, CustomStringConvertible {
+    package var message: String
+    package var sqlState: String?
 
-    var description: String { message }
+    package init(message: String, sqlState: String? = nil) {
+        self.message = message
+        self.sqlState = sqlState
+    }
+
+    package var description: String { message }
 }
 
 /// Connection settings handed to `PQconnectdbParams` as keyword/value pairs.
-struct PGConnectParameters: Sendable {
-    var host: String
-    var port: Int
-    var database: String
-    var user: String
-    var password: Secret?
-    var sslmode: String
-    var connectTimeoutSeconds: Int
+package struct PGConnectParameters: Sendable {
+    package var host: String
+    package var port: Int
+    package var database: String
+    package var user: String
+    package var password: Secret?
+    package var sslmode: String
+    package var connectTimeoutSeconds: Int
+
+    package init(
+        host: String, port: Int, database: String, user: String, password: Secret?, sslmode: String,
+        connectTimeoutSeconds: Int
+    ) {
+        self.host = host
+        self.port = port
+        self.database = database
+        self.user = user
+        self.password = password
+        self.sslmode = sslmode
+        self.connectTimeoutSeconds = connectTimeoutSeconds
+    }
 
     /// The keyword/value pairs, in libpq's vocabulary (never a concatenated conninfo string).
     var keywords: [(String, String)] {
@@ -36,7 +54,7 @@ struct PGConnectParameters: Sendable {
 }
 
 /// A blocking libpq connection; use it from one thread and let it go out of scope to close it.
-final class PGConnection {
+package final class PGConnection {
     private let handle: OpaquePointer
     /// Strings that must never appear in messages (passwords).
     private let secrets: [String]
@@ -49,7 +67,7 @@ final class PGConnection {
     deinit { PQfinish(handle) }
 
     /// Opens a connection, or throws libpq's message (with any password redacted).
-    static func connect(_ parameters: PGConnectParameters) throws(PGFailure) -> PGConnection {
+    package static func connect(_ parameters: PGConnectParameters) throws(PGFailure) -> PGConnection {
         let pairs = parameters.keywords
         let secrets = [parameters.password?.value].compactMap { $0 }.filter { !$0.isEmpty }
         let keys = pairs.map { strdup($0.0) }
@@ -79,7 +97,7 @@ final class PGConnection {
 
     /// Runs a statement with bind parameters and returns its rows (text format; NULL as nil).
     @discardableResult
-    func query(_ sql: String, _ parameters: [String] = []) throws(PGFailure) -> [[String?]] {
+    package func query(_ sql: String, _ parameters: [String] = []) throws(PGFailure) -> [[String?]] {
         let copies = parameters.map { strdup($0) }
         defer {
             for pointer in copies { free(pointer) }
@@ -91,8 +109,22 @@ final class PGConnection {
         return try rows(of: result)
     }
 
+    /// Runs a statement with bind parameters that may be NULL (nil) and returns its rows.
+    @discardableResult
+    package func queryNullable(_ sql: String, _ parameters: [String?]) throws(PGFailure) -> [[String?]] {
+        let copies = parameters.map { $0.map { strdup($0) } ?? nil }
+        defer {
+            for pointer in copies { free(pointer) }
+        }
+        let pointers: [UnsafePointer<CChar>?] = copies.map { $0.map { UnsafePointer($0) } }
+        let result = pointers.withUnsafeBufferPointer { buffer in
+            PQexecParams(handle, sql, Int32(parameters.count), nil, buffer.baseAddress, nil, nil, 0)
+        }
+        return try rows(of: result)
+    }
+
     /// Runs one statement without parameters (DDL with already-quoted identifiers and literals).
-    func execute(_ sql: String) throws(PGFailure) {
+    package func execute(_ sql: String) throws(PGFailure) {
         try rows(of: PQexec(handle, sql))
     }
 
@@ -105,6 +137,9 @@ final class PGConnection {
         defer { PQfreemem(encrypted) }
         return String(cString: encrypted)
     }
+
+    /// Whether the connection to the server is gone (it must then be opened again).
+    package var isBroken: Bool { PQstatus(handle) != CONNECTION_OK }
 
     /// The server version as an integer (150004 for 15.4).
     var serverVersion: Int { Int(PQserverVersion(handle)) }
@@ -163,12 +198,12 @@ final class PGConnection {
 }
 
 /// A secret string that never prints itself.
-struct Secret: Sendable, Hashable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
-    var value: String
+package struct Secret: Sendable, Hashable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
+    package var value: String
 
-    init(_ value: String) { self.value = value }
+    package init(_ value: String) { self.value = value }
 
-    var description: String { "(sensitive)" }
-    var debugDescription: String { "(sensitive)" }
-    var customMirror: Mirror { Mirror(self, children: []) }
+    package var description: String { "(sensitive)" }
+    package var debugDescription: String { "(sensitive)" }
+    package var customMirror: Mirror { Mirror(self, children: []) }
 }

@@ -1,6 +1,6 @@
 public import DFECore
 public import DFEProvision
-import DFEState
+public import DFEState
 public import Foundation
 public import Logging
 
@@ -59,6 +59,9 @@ public struct Reconciler: Sendable {
     public var leaseTTL: Duration = .seconds(15)
     /// How often the lease is renewed while running.
     public var leaseRenewal: Duration = .seconds(5)
+    /// A store whose lease the caller already holds and renews (a leading controller): runs use it and neither
+    /// acquire nor release the lease; its fencing epoch guards every write.
+    public var heldStore: (any StateStoring)?
 
     public init(
         workspace: Workspace, registry: DriverRegistry,
@@ -144,6 +147,15 @@ public struct Reconciler: Sendable {
             }
             report.duration = ContinuousClock.now - started
             return report
+        }
+        if let store = heldStore {
+            do {
+                var report = try await apply(options, inputs: inputs, store: store, observer: observer)
+                report.duration = ContinuousClock.now - started
+                return report
+            } catch {
+                throw .state(error)
+            }
         }
         let store: any StateStoring
         do {

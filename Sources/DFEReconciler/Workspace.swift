@@ -15,12 +15,15 @@ public struct Workspace: Sendable, Hashable {
     /// The schema of a PostgreSQL state's tables (`--state-schema`, default `dfe`).
     public var stateSchema = "dfe"
 
-    public init(root: URL, manifests: URL? = nil, config: URL? = nil, state: URL? = nil) {
+    public init(
+        root: URL, manifests: URL? = nil, config: URL? = nil, state: URL? = nil, stateSchema: String? = nil
+    ) {
         let root = root.standardizedFileURL
         self.root = root
         self.manifests = (manifests ?? root.appendingPathComponent("manifests")).standardizedFileURL
         self.config = (config ?? root.appendingPathComponent("config")).standardizedFileURL
         self.state = (state ?? root.appendingPathComponent("var/state.sqlite")).standardizedFileURL
+        self.stateSchema = stateSchema ?? "dfe"
     }
 
     /// The backend that holds the state.

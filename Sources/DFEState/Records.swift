@@ -77,6 +77,8 @@ public enum StateError: Error, Sendable, CustomStringConvertible {
     case database(path: String, message: String)
     /// `--state` names a URL scheme no backend handles.
     case unsupportedLocation(scheme: String)
+    /// `--state` (or `--state-schema`) is malformed.
+    case invalidLocation(String)
 
     public var description: String {
         switch self {
@@ -92,6 +94,8 @@ public enum StateError: Error, Sendable, CustomStringConvertible {
             "\(path) was written by a newer dfe; upgrade dfe"
         case .database(let path, let message):
             "state database \(path): \(message)"
+        case .invalidLocation(let message):
+            "--state: \(message)"
         case .unsupportedLocation(let scheme):
             "unsupported state location '\(scheme)://': use a SQLite file path or postgres://USER@HOST:PORT/DB"
         }

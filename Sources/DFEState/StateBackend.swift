@@ -64,6 +64,38 @@ public protocol StateStoring: AnyObject, Sendable {
     func forceUnlock(_ me: LeaseIdentity, at now: Date, probe: ProcessProbe) async throws -> LeaseHolder?
     /// Closes the connection.
     func close()
+
+    /// Every table of the state but the migration records and the lease, rows as text (for `dfe state copy`).
+    func exportTables() async throws -> [StateTable]
+    /// Replaces the rows of these tables with the given ones in one transaction (for `dfe state copy`).
+    func importTables(_ tables: [StateTable]) async throws
+}
+
+/// One table's rows in a backend-neutral form: values as text, NULL as nil, blobs as `\x` + hex.
+public struct StateTable: Sendable, Hashable {
+    public var name: String
+    public var columns: [String]
+    public var rows: [[String?]]
+
+    public init(name: String, columns: [String], rows: [[String?]]) {
+        self.name = name
+        self.columns = columns
+        self.rows = rows
+    }
+
+    /// Tables a copy leaves alone: migration records and the lease (each state keeps its own).
+    public static let notCopied: Set<String> = [
+        "grdb_migrations", "schema_migrations", "sqlite_sequence", "lease", "lease_epoch",
+    ]
+
+    /// Parents before children (foreign keys), then by name.
+    public static func ordered(_ names: [String]) -> [String] {
+        let first = ["instances", "runs"]
+        return names.sorted { a, b in
+            let (ia, ib) = (first.firstIndex(of: a) ?? first.count, first.firstIndex(of: b) ?? first.count)
+            return ia != ib ? ia < ib : a < b
+        }
+    }
 }
 
 extension StateStoring {

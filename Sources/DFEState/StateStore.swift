@@ -337,6 +337,65 @@ public final class StateStore: StateStoring {
         try await pool.read { db in try String.fetchOne(db, sql: "PRAGMA integrity_check") ?? "" }
     }
 
+    public func exportTables() async throws -> [StateTable] {
+        try await pool.read { db in
+            let names = try String.fetchAll(
+                db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+            return try StateTable.ordered(names.filter { !StateTable.notCopied.contains($0) }).map { name in
+                let columns = try db.columns(in: name).map(\.name)
+                let rows = try Row.fetchAll(db, sql: "SELECT * FROM \(name.quotedDatabaseIdentifier)").map { row in
+                    columns.map { column -> String? in
+                        switch (row[column] as DatabaseValue).storage {
+                        case .null: nil
+                        case .int64(let value): String(value)
+                        case .double(let value): "\(value)"
+                        case .string(let value): value
+                        case .blob(let data): "\\x" + data.map { String(format: "%02x", $0) }.joined()
+                        }
+                    }
+                }
+                return StateTable(name: name, columns: columns, rows: rows)
+            }
+        }
+    }
+
+    public func importTables(_ tables: [StateTable]) async throws {
+        try await pool.write { db in
+            for table in tables.reversed() {
+                try db.execute(sql: "DELETE FROM \(table.name.quotedDatabaseIdentifier)")
+            }
+            for table in tables {
+                let types = Dictionary(
+                    try db.columns(in: table.name).map { ($0.name, $0.type.uppercased()) },
+                    uniquingKeysWith: { a, _ in a })
+                let names = table.columns.map(\.quotedDatabaseIdentifier).joined(separator: ", ")
+                let marks = Array(repeating: "?", count: table.columns.count).joined(separator: ", ")
+                let statement = try db.makeStatement(
+                    sql: "INSERT INTO \(table.name.quotedDatabaseIdentifier) (\(names)) VALUES (\(marks))")
+                for row in table.rows {
+                    let values = zip(table.columns, row).map { column, text -> (any DatabaseValueConvertible)? in
+                        guard let text else { return nil }
+                        let type = types[column] ?? ""
+                        if type.contains("BLOB"), text.hasPrefix("\\x") { return Self.bytes(hex: text.dropFirst(2)) }
+                        if type.contains("INT"), text == "t" || text == "f" { return text == "t" ? 1 : 0 }
+                        return text
+                    }
+                    try statement.execute(arguments: StatementArguments(values))
+                }
+            }
+        }
+    }
+
+    static func bytes(hex: Substring) -> Data {
+        var data = Data()
+        var index = hex.startIndex
+        while index < hex.endIndex, let next = hex.index(index, offsetBy: 2, limitedBy: hex.endIndex) {
+            if let byte = UInt8(hex[index..<next], radix: 16) { data.append(byte) }
+            index = next
+        }
+        return data
+    }
+
     /// Closes the database (checkpointing the WAL).
     public func close() {
         try? pool.close()

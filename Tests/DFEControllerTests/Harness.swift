@@ -16,9 +16,9 @@ final class RunningController: @unchecked Sendable {
     let log: URL
 
     /// Starts `dfe controller --root ROOT --listen 127.0.0.1:PORT --interval 2s` plus `extra`.
-    init(root: URL, extra: [String] = [], interval: String = "2s") throws {
+    init(root: URL, extra: [String] = [], interval: String = "2s", logName: String = "controller.log") throws {
         port = try freePort()
-        log = root.appendingPathComponent("controller.log")
+        log = root.appendingPathComponent(logName)
         process = try DFEBinary.start(
             ["controller", "--root", root.path, "--listen", "127.0.0.1:\(port)", "--interval", interval] + extra,
             in: root, output: log)

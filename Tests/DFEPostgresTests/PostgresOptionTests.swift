@@ -1,5 +1,6 @@
 import DFECore
 import DFEProvision
+import DFETestSupport
 import Foundation
 import Testing
 

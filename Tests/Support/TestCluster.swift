@@ -1,7 +1,6 @@
 import DFECore
-import DFEPostgres
 import DFEProvision
-import Foundation
+public import Foundation
 import Synchronization
 
 #if canImport(Glibc)
@@ -11,42 +10,42 @@ import Synchronization
 #endif
 
 /// A failure of the test harness itself (cluster could not start, and so on).
-struct HarnessError: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
+public struct HarnessError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
 }
 
 /// One throwaway PostgreSQL cluster per test run, started lazily by `scripts/pg-cluster`.
-enum TestCluster {
+public enum TestCluster {
     /// The package root, found from this file's path.
-    static let packageRoot = URL(fileURLWithPath: #filePath)
+    public static let packageRoot = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
-    static var script: String { packageRoot.appendingPathComponent("scripts/pg-cluster").path }
+    public static var script: String { packageRoot.appendingPathComponent("scripts/pg-cluster").path }
 
     /// Whether PostgreSQL server binaries are installed.
-    static var binariesPresent: Bool {
+    public static var binariesPresent: Bool {
         let base = "/usr/lib/postgresql"
         let versions = (try? FileManager.default.contentsOfDirectory(atPath: base)) ?? []
         return versions.contains { FileManager.default.isExecutableFile(atPath: "\(base)/\($0)/bin/pg_ctl") }
     }
 
     /// Whether we run in CI, where missing binaries are a failure rather than a skip.
-    static var inCI: Bool { ProcessInfo.processInfo.environment["CI"] == "true" }
+    public static var inCI: Bool { ProcessInfo.processInfo.environment["CI"] == "true" }
 
     /// Server tests run when the binaries are there, and always in CI (so that they fail there).
-    static var enabled: Bool { binariesPresent || inCI }
+    public static var enabled: Bool { binariesPresent || inCI }
 
-    static let adminPassword = "postgres"
-    static let passwordVariable = "DFE_TEST_PG_ADMIN_PASSWORD"
+    public static let adminPassword = "postgres"
+    public static let passwordVariable = "DFE_TEST_PG_ADMIN_PASSWORD"
 
     /// The shared cluster, started on first use.
-    static func shared() async throws -> RunningCluster {
+    public static func shared() async throws -> RunningCluster {
         try await ClusterHolder.shared.cluster()
     }
 
     /// Starts a cluster in a fresh short directory on a free loopback port (retrying on a port race).
-    static func start() throws -> RunningCluster {
+    public static func start() throws -> RunningCluster {
         guard binariesPresent else {
             throw HarnessError(
                 "PostgreSQL binaries not found in /usr/lib/postgresql/*/bin (install postgresql-15); CI=true makes this a failure"
@@ -66,7 +65,7 @@ enum TestCluster {
     }
 
     /// Runs `scripts/pg-cluster` with no inherited stdin/stdout and stderr into a log file.
-    static func runScript(_ arguments: [String], log: String) throws -> (Int32, String) {
+    public static func runScript(_ arguments: [String], log: String) throws -> (Int32, String) {
         _ = FileManager.default.createFile(atPath: log, contents: nil)
         defer { try? FileManager.default.removeItem(atPath: log) }
         let errors = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
@@ -84,7 +83,7 @@ enum TestCluster {
     }
 
     /// A fresh `/tmp/dfe-pg-XXXXXX` directory (short, so the socket path stays well under 107 bytes).
-    static func makeTempDirectory() throws -> String {
+    public static func makeTempDirectory() throws -> String {
         var template = Array("/tmp/dfe-pg-XXXXXX".utf8CString)
         let made = template.withUnsafeMutableBufferPointer { buffer -> Bool in
             guard let base = buffer.baseAddress else { return false }
@@ -95,7 +94,7 @@ enum TestCluster {
     }
 
     /// A loopback TCP port nothing listens on right now (bind to port 0 and read it back).
-    static func freePort() throws -> Int {
+    public static func freePort() throws -> Int {
         #if canImport(Glibc)
             let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         #else
@@ -121,9 +120,9 @@ enum TestCluster {
 }
 
 /// A started cluster: its directory and port; the superuser is `postgres`/`postgres`.
-struct RunningCluster: Sendable {
-    var directory: String
-    var port: Int
+public struct RunningCluster: Sendable {
+    public var directory: String
+    public var port: Int
 }
 
 /// Starts the cluster once and hands it to every test.
