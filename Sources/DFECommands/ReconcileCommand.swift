@@ -136,6 +136,7 @@ struct ReconcileCommand: AsyncParsableCommand {
             parallelism: request.parallelism, wait: request.wait)
         options.revision = revision
         options.allowOtherUser = request.allowOtherUser
+        options.noRefresh = request.gitops.noRefresh
         options.pruneAll = request.gitops.pruneAll
         do {
             options.selector = try LabelSelector.parse(request.gitops.selector)
@@ -186,7 +187,8 @@ struct ReconcileCommand: AsyncParsableCommand {
         progress.clearLine()
         if let out = request.gitops.out {
             let saved = SavedPlan(
-                createdAt: Date(), revision: report.revision, inputs: InputDigest.of(workspace), refresh: true,
+                createdAt: Date(), revision: report.revision, inputs: InputDigest.of(workspace),
+                refresh: !request.gitops.noRefresh,
                 prune: options.prune ?? false, pruneAll: options.pruneAll, report: report)
             do {
                 try saved.write(to: URL(fileURLWithPath: out))
@@ -253,6 +255,11 @@ struct GitOpsOptions: ParsableArguments {
         name: .long,
         help: "Allow a prune that deletes every recorded instance (no manifest left) or more than config's maxPrune.")
     var pruneAll = false
+
+    @Flag(
+        name: .long,
+        help: "Plan from the recorded state alone, without observing resources (drift goes undetected); for CI.")
+    var noRefresh = false
 
     @Option(
         name: .long,

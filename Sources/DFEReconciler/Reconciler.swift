@@ -29,6 +29,8 @@ public struct ReconcileOptions: Sendable {
     public var honourBackoff = false
     /// The manifests' revision (git commit) to record.
     public var revision: String?
+    /// Plan from the recorded state alone, without observing any resource (`--no-refresh`).
+    public var noRefresh = false
     /// Run even when this user does not own the state (`--allow-other-user`).
     public var allowOtherUser = false
     /// Asked before each instance is started; true stops scheduling more (graceful shutdown).
@@ -242,6 +244,10 @@ public struct Reconciler: Sendable {
             var result: [(ResourceKey, ObservedStatus)] = []
             for kind in ResourceKind.allCases {
                 guard let want = instance.resources[kind] else { continue }
+                if options.noRefresh {
+                    result.append((ResourceKey(instance.name, kind), Self.unobserved(record, kind)))
+                    continue
+                }
                 let context = Self.context(
                     instance: instance, kind: kind, want: want, host: host, record: record, outputs: [:])
                 let status: ObservedStatus
@@ -274,6 +280,11 @@ public struct Reconciler: Sendable {
             )
         }
         return (filtered, Dictionary(uniqueKeysWithValues: desired.map { ($0.name, $0) }), warnings)
+    }
+
+    /// What `--no-refresh` assumes of a resource: as recorded when the state has it, else missing.
+    static func unobserved(_ record: RecordedInstance?, _ kind: ResourceKind) -> ObservedStatus {
+        record?.resources[kind] == nil ? .missing : .ok
     }
 
     /// Builds a driver context for one resource of a desired instance.

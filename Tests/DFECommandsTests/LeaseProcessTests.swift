@@ -166,10 +166,10 @@ import Testing
         kill(run.processIdentifier, SIGKILL)
         run.waitUntilExit()
         #expect(leaseText(ws) == "\(run.processIdentifier)@\(LeaseIdentity.hostName())")
-        let clock = ContinuousClock.now
+        // Without --wait a held lease fails at once ("state is locked by"): success means it was taken over.
         let rerun = try await DFEBinary.run(["reconcile"], in: ws.root)
         #expect(rerun.status == 0, "\(rerun.stderr)")
-        #expect(ContinuousClock.now - clock < .seconds(14), "the stale lease was waited out instead of taken over")
+        #expect(!rerun.stderr.contains("locked by"))
     }
 
     @Test func unlockForceRefusesALiveLeaseNamingItsHolderAndRenewal() async throws {
