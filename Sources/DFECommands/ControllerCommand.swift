@@ -19,6 +19,13 @@ struct ControllerCommand: AsyncParsableCommand {
     @Option(name: .long, help: "HTTP listen address (default: config's controller.listen, 127.0.0.1:9420).")
     var listen: String?
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "A file (mode 0600) holding the bearer token the HTTP API requires; needed for a non-loopback --listen.",
+            valueName: "path"))
+    var apiTokenFile: String?
+
     @Option(name: .long, help: "Git repository URL to take manifests from.")
     var git: String?
 
@@ -54,6 +61,7 @@ struct ControllerCommand: AsyncParsableCommand {
             workspace: workspace.workspace(), registry: AllDrivers.registry(), listen: listen,
             prune: prune ? true : nil, parallelism: parallelism, logger: logger)
         options.interval = try Self.duration(interval, option: "--interval")
+        options.apiTokenFile = apiTokenFile.map { URL(fileURLWithPath: $0) }
         options.allowOtherUser = allowOtherUser
         if let git {
             options.git = GitSourceOptions(

@@ -156,6 +156,20 @@ struct SchemaCommand: AsyncParsableCommand {
                         "interval": duration,
                         "listen": string("HOST:PORT, e.g. 127.0.0.1:9420.", pattern: "^.+:[0-9]{1,5}$"),
                     ]),
+                "notifications": [
+                    "type": "array", "description": "Webhooks the controller notifies.",
+                    "items": object(
+                        "A webhook: POSTs signed JSON for the chosen events.",
+                        properties: [
+                            "url": string("An http:// or https:// URL.", pattern: "^https?://.+"),
+                            "events": [
+                                "type": "array", "minItems": 1,
+                                "items": string(
+                                    "An event.", values: NotificationEvent.allCases.map(\.rawValue)),
+                            ],
+                            "secretFile": string("A file (mode 0600) holding the HMAC-SHA256 signing secret."),
+                        ], required: ["url", "events", "secretFile"]),
+                ],
             ], closed: false)
         schema["$schema"] = draft
         schema["$id"] = "dfe:settings"

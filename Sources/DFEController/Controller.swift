@@ -16,6 +16,9 @@ public struct ControllerOptions: Sendable {
     /// `HOST:PORT` to serve on; nil: config's `controller.listen`.
     public var listen: String?
     public var git: GitSourceOptions?
+    /// `--api-token-file`: a 0600 file holding the bearer token the HTTP API requires (all but `/healthz`,
+    /// `/readyz`); needed to bind a non-loopback address; enables `POST /api/v1/instances/NAME/reconcile`.
+    public var apiTokenFile: URL?
     /// nil: config's `prune`.
     public var prune: Bool?
     /// nil: config's `parallelism`.
@@ -107,6 +110,13 @@ public struct Controller: Sendable {
         guard let listen = ListenAddress(listenText) else {
             throw ControllerError(description: "invalid listen address '\(listenText)': expected HOST:PORT")
         }
+        let token = try options.apiTokenFile.map { url throws(ControllerError) in try APIToken(file: url) }
+        guard token != nil || listen.isLoopback else {
+            throw ControllerError(
+                description:
+                    "refusing to serve on the non-loopback address \(listen) without --api-token-file: "
+                    + "anyone on the network could read every instance's status")
+        }
         let gitDirectory = workspace.root.appendingPathComponent("var/git")
         if options.git != nil {
             // Until the first commit is adopted nothing is read; the engine then points at the checkout.
@@ -121,28 +131,20 @@ public struct Controller: Sendable {
         }
         let queue = WorkQueue()
         let state = ControllerState()
+        let fleet = FleetView(metrics: state.metrics, now: { [clock = options.clock] in clock.now() })
         var reconcilerLogger = Logger(label: "dfe")
         reconcilerLogger.logLevel = logger.logLevel
         let engine = Engine(
             workspace: workspace, registry: options.registry, environment: options.environment, clock: options.clock,
-            logger: logger, reconcilerLogger: reconcilerLogger, queue: queue, state: state, prune: options.prune,
-            parallelism: options.parallelism, gitMode: options.git != nil, allowOtherUser: options.allowOtherUser)
+            logger: logger, reconcilerLogger: reconcilerLogger, queue: queue, state: state, fleet: fleet,
+            prune: options.prune, parallelism: options.parallelism, gitMode: options.git != nil,
+            allowOtherUser: options.allowOtherUser)
 
-        let surface = HTTPSurface(
-            state: state, queue: queue, stateURL: workspace.state, stateSchema: workspace.stateSchema)
-        let responder = CallbackResponder<BasicRequestContext> { request, _ in
-            let reply = await surface.respond(method: request.method.rawValue, path: request.uri.path)
-            var headers = HTTPFields()
-            headers[.contentType] = reply.contentType
-            if let allow = reply.allow { headers[.allow] = allow }
-            return Response(
-                status: HTTPResponse.Status(code: reply.status), headers: headers,
-                body: ResponseBody(byteBuffer: ByteBuffer(bytes: reply.body)))
-        }
+        let surface = HTTPSurface(state: state, queue: queue, fleet: fleet, token: token)
         var httpLogger = Logger(label: "dfe.http")
         httpLogger.logLevel = .warning
         let server = Application(
-            responder: responder,
+            router: HTTPRoutes.router(surface),
             configuration: ApplicationConfiguration(
                 address: .hostname(listen.host, port: listen.port), serverName: "dfe"),
             onServerRunning: { channel in

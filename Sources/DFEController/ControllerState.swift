@@ -13,7 +13,6 @@ public final class ControllerState: Sendable {
         public var sourceError: String?
         /// The desired instances of the last good load.
         public var desired: [DesiredInstance] = []
-        public var metrics = MetricsSnapshot()
         /// On a PostgreSQL state: standing by while another controller leads.
         public var standby: Standby?
 
@@ -39,18 +38,26 @@ public final class ControllerState: Sendable {
     }
 
     private let state = Mutex(Snapshot())
+    /// The controller's metrics (thread-safe on their own).
+    public let metrics: ControllerMetrics
+    /// Webhook notifications: `notifier.notify(.unhealthy, instance: ..., message: ...)` on a transition.
+    public let notifier: Notifier
 
-    public init() {}
+    public init(metrics: ControllerMetrics = ControllerMetrics(), notifier: Notifier? = nil) {
+        self.metrics = metrics
+        self.notifier = notifier ?? Notifier(metrics: metrics)
+    }
 
     /// A copy of the current state.
     public var snapshot: Snapshot { state.withLock { $0 } }
 
     /// Changes the state under the lock.
     public func update(_ body: (inout Snapshot) -> Void) {
-        state.withLock { snapshot in
+        let (ready, leading) = state.withLock { snapshot in
             body(&snapshot)
-            snapshot.metrics.ready = snapshot.ready
-            snapshot.metrics.leader = snapshot.standby == nil
+            return (snapshot.ready, snapshot.standby == nil)
         }
+        metrics.setReady(ready)
+        metrics.setLeader(leading)
     }
 }

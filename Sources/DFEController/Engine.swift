@@ -5,6 +5,7 @@ import DFEState
 import Foundation
 import Logging
 import ServiceLifecycle
+import Synchronization
 
 /// Decides what to reconcile and runs the reconciler, one run at a time.
 ///
@@ -19,6 +20,8 @@ actor Engine {
     let reconcilerLogger: Logger
     let queue: WorkQueue
     let state: ControllerState
+    /// The in-memory view the HTTP surface answers from; fed after every run and every manifest change.
+    let fleet: FleetView
     let prune: Bool?
     let parallelism: Int?
     /// Manifests come from the git source: the revision is the adopted commit, not the work tree's HEAD.
@@ -35,6 +38,9 @@ actor Engine {
     private(set) var backoff: [String: Date] = [:]
     /// Drift reported (not repaired) so far, so each change of it is logged once.
     private(set) var drift = DriftLog()
+    /// The recorded state after the last run (read once before the first), for notification transitions.
+    private var lastRecorded: [String: RecordedInstance]?
+
     /// Several controllers share the (PostgreSQL) state: only the leader, holding `leaderStore`'s lease, runs.
     var elects = false
     /// The store whose lease the election holds while this controller leads.
@@ -49,14 +55,24 @@ actor Engine {
     /// Stops leading: runs are skipped until `lead` again.
     func standBy() { leaderStore = nil }
 
+    /// A standby's fleet view: re-reads the recorded state (written by the leader); failures are logged.
+    func refreshStandbyView() async {
+        do {
+            try await fleet.refresh(from: workspace().stateBackend(), desired: inputs?.desired)
+        } catch {
+            logger.warning("standby: cannot read the state for the fleet view", metadata: ["error": "\(error)"])
+        }
+    }
+
     /// Makes runs wait for leadership (set once, before the services start).
     func electLeader() { elects = true }
 
     init(
         workspace: Workspace, registry: DriverRegistry, environment: [String: String], clock: any WallClock,
-        logger: Logger, reconcilerLogger: Logger, queue: WorkQueue, state: ControllerState, prune: Bool?,
-        parallelism: Int?, gitMode: Bool, allowOtherUser: Bool = false
+        logger: Logger, reconcilerLogger: Logger, queue: WorkQueue, state: ControllerState, fleet: FleetView,
+        prune: Bool?, parallelism: Int?, gitMode: Bool, allowOtherUser: Bool = false
     ) {
+        self.fleet = fleet
         self.allowOtherUser = allowOtherUser
         self.base = workspace
         self.registry = registry
@@ -119,10 +135,8 @@ actor Engine {
             logger.error(
                 "manifests invalid; keeping the last good ones",
                 metadata: ["errors": "\(error.diagnostics.count)", "trigger": "\(reason)"])
-            state.update {
-                $0.loadErrors = error.diagnostics.map(\.description)
-                $0.metrics.manifestLoadErrors += 1
-            }
+            state.update { $0.loadErrors = error.diagnostics.map(\.description) }
+            state.metrics.recordManifestLoadError()
             return nil
         }
     }
@@ -136,6 +150,8 @@ actor Engine {
             $0.loadErrors = []
             $0.desired = loaded.desired
         }
+        await fleet.refresh(desired: loaded.desired)
+        await state.notifier.configure(loaded.config.settings.notifications)
         if wasInvalid { logger.notice("manifests valid again", metadata: ["trigger": "\(reason)"]) }
         guard let previous, !full, previous.config == loaded.config else {
             await queue.enqueueFull(reason: reason)
@@ -162,8 +178,18 @@ actor Engine {
 
     // MARK: Running
 
-    /// One reconcile run over the current inputs; records metrics and schedules backoff wake-ups.
+    /// Reconciles one unit of work: urgent instances first (ignoring their backoff), then the rest.
     func run(_ work: Work) async {
+        guard !work.urgent.isEmpty else { return await runOnce(work, honourBackoff: true) }
+        await runOnce(Work(full: false, names: work.urgent, reasons: work.reasons), honourBackoff: false)
+        var rest = work
+        rest.urgent = []
+        rest.names.subtract(work.urgent)
+        if rest.full || !rest.names.isEmpty { await runOnce(rest, honourBackoff: true) }
+    }
+
+    /// One reconcile run over the current inputs; records metrics and schedules backoff wake-ups.
+    func runOnce(_ work: Work, honourBackoff: Bool) async {
         guard let inputs else {
             logger.notice("nothing reconciled: no valid manifests loaded yet")
             return
@@ -176,7 +202,7 @@ actor Engine {
         let revision = gitMode ? commit : GitRevision.of(workspace.manifests)
         var options = ReconcileOptions(
             prune: prune, only: work.full ? nil : work.names, parallelism: parallelism, wait: true,
-            honourBackoff: true, revision: revision)
+            honourBackoff: honourBackoff, revision: revision)
         options.onlyMustExist = false
         // On SIGTERM/SIGINT: finish the instances in flight, start no others (the next start picks them up).
         options.shouldStop = { Task.isShuttingDownGracefully }
@@ -189,10 +215,22 @@ actor Engine {
         var reconciler = Reconciler(
             workspace: workspace, registry: registry, environment: environment, clock: clock, logger: reconcilerLogger)
         reconciler.heldStore = leaderStore
+        if lastRecorded == nil { lastRecorded = try? workspace.stateBackend().snapshot(withFields: false) }
         let started = ContinuousClock.now
         var success = false
+        let steps = Mutex<[(String, StepRecord)]>([])
         do {
-            let report = try await reconciler.run(options, inputs: inputs)
+            let metrics = state.metrics
+            let clock = clock
+            let report = try await reconciler.run(options, inputs: inputs) { event in
+                if case .stepFinished(let change, let duration, let error) = event {
+                    metrics.recordStep(resource: change.resource, action: change.action, success: error == nil)
+                    let step = StepRecord(
+                        resource: change.resource, action: change.action, reason: change.reason, error: error,
+                        at: clock.now(), duration: duration)
+                    steps.withLock { $0.append((change.instance, step)) }
+                }
+            }
             let summary = report.summary
             for error in report.errors {
                 logger.error(
@@ -240,9 +278,21 @@ actor Engine {
                     "duration": "\(DurationText.format(ContinuousClock.now - started))",
                 ])
         }
-        let seconds = (ContinuousClock.now - started).seconds
-        let recorded = (try? workspace.stateBackend().snapshot(withFields: false)) ?? [:]
+        let elapsed = ContinuousClock.now - started
+        let read = try? workspace.stateBackend().snapshot(withFields: false)
+        let recorded = read ?? [:]
         backoff = BackoffSchedule.pending(recorded: recorded, desired: inputs.desired, now: clock.now())
+        for (instance, step) in steps.withLock({ $0 }) { await fleet.recordStep(step, instance: instance) }
+        await fleet.refresh(recorded: recorded, desired: inputs.desired)
+        // An unreadable state is no transition (it would look as if everything was pruned).
+        let transitions = read.map { Transitions.between(old: lastRecorded ?? [:], new: $0) } ?? []
+        for (event, record) in transitions {
+            await state.notifier.notify(
+                event, instance: record.name, phase: event == .pruned ? nil : record.phase.rawValue,
+                message: event == .pruned ? "deleted: its manifest is gone" : record.lastError,
+                revision: record.revision ?? revision)
+        }
+        if let read { lastRecorded = read }
         if let next = backoff.values.min() {
             logger.info(
                 "backoff wake-up scheduled",
@@ -251,11 +301,9 @@ actor Engine {
                     "instances": "\(backoff.keys.sorted().joined(separator: ","))",
                 ])
         }
-        state.update {
-            $0.firstRunFinished = true
-            $0.metrics.recordRun(seconds: seconds, success: success)
-            if success, let revision { $0.metrics.lastAppliedRevision = revision }
-        }
+        state.metrics.recordRun(duration: elapsed, success: success)
+        if success, let revision { state.metrics.setLastAppliedRevision(revision) }
+        state.update { $0.firstRunFinished = true }
     }
 
     /// Removes and returns the instances whose backoff has ended by `now`.

@@ -1,8 +1,5 @@
 import DFEReconciler
-import DFEState
 public import Foundation
-import Hummingbird
-import Logging
 
 /// One HTTP answer, independent of the server library.
 public struct HTTPReply: Sendable, Hashable {
@@ -26,85 +23,88 @@ public struct HTTPReply: Sendable, Hashable {
     static func json(_ status: Int, _ body: Data) -> HTTPReply {
         HTTPReply(status: status, contentType: "application/json", body: body)
     }
+
+    static func html(_ status: Int, _ body: Data) -> HTTPReply {
+        HTTPReply(status: status, contentType: "text/html; charset=utf-8", body: body)
+    }
 }
 
-/// The read-only HTTP surface: health, readiness, metrics and the instances API. Never serves secrets.
+/// What the controller serves: health, readiness, metrics, the instances API and the fleet pages.
+///
+/// Every answer comes from memory (the fleet view, the controller state, the metrics registry); nothing here
+/// reads the state. Never serves a secret.
 public struct HTTPSurface: Sendable {
     let state: ControllerState
     let queue: WorkQueue
-    let stateURL: URL
-    let stateSchema: String
+    let fleet: FleetView
+    /// When set, every endpoint but `/healthz` and `/readyz` needs `Authorization: Bearer TOKEN`, and
+    /// `POST /api/v1/instances/NAME/reconcile` exists.
+    let token: APIToken?
+    let pages: FleetPages
 
-    public init(state: ControllerState, queue: WorkQueue, stateURL: URL, stateSchema: String = "dfe") {
-        self.stateSchema = stateSchema
+    public init(state: ControllerState, queue: WorkQueue, fleet: FleetView, token: APIToken? = nil) {
         self.state = state
         self.queue = queue
-        self.stateURL = stateURL
+        self.fleet = fleet
+        self.token = token
+        self.pages = FleetPages()
     }
 
-    /// Answers one request: GET and HEAD (others 405), unknown paths 404.
-    public func respond(method: String, path: String) async -> HTTPReply {
-        let known = ["/healthz", "/readyz", "/metrics", "/api/v1/instances"]
-        let isInstance = path.hasPrefix("/api/v1/instances/") && path.count > "/api/v1/instances/".count
-        guard known.contains(path) || isInstance else { return .text(404, "not found\n") }
-        guard method == "GET" || method == "HEAD" else {
-            return .text(405, "method not allowed\n", allow: "GET, HEAD")
-        }
-        switch path {
-        case "/healthz":
-            return .text(200, "ok\n")
-        case "/readyz":
-            let snapshot = state.snapshot
-            if let standby = snapshot.standby {
-                return .text(503, "standby; leader is \(standby.leader ?? "unknown")\n")
-            }
-            if snapshot.ready { return .text(200, "ready\n") }
-            return .text(503, "not ready\n" + snapshot.notReadyReasons.joined(separator: "\n") + "\n")
-        case "/metrics":
-            return HTTPReply(
-                status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8",
-                body: Data(await metrics().prometheusText().utf8))
-        case "/api/v1/instances":
-            switch instances() {
-            case .success(let instances): return .json(200, StatusView.json(instances))
-            case .failure(let error): return error.reply
-            }
-        default:
-            let name = String(path.dropFirst("/api/v1/instances/".count))
-            switch instances() {
-            case .success(let instances):
-                guard let one = instances.first(where: { $0.name == name }) else {
-                    return .json(404, StatusView.encode(["error": "unknown instance '\(name)'"]))
-                }
-                return .json(200, StatusView.encode(one))
-            case .failure(let error):
-                return error.reply
-            }
-        }
-    }
+    /// `/healthz`: the process is up.
+    func healthz() -> HTTPReply { .text(200, "ok\n") }
 
-    /// The current metrics, with instance phases and queue depth read now.
-    func metrics() async -> MetricsSnapshot {
+    /// `/readyz`: 200 once the first reconcile finished and the last load was valid; 503 with reasons otherwise.
+    func readyz() -> HTTPReply {
         let snapshot = state.snapshot
-        var metrics = snapshot.metrics
-        metrics.queueDepth = await queue.depth
-        if case .success(let instances) = instances() {
-            metrics.phases = Dictionary(grouping: instances, by: \.phase).mapValues(\.count)
-        }
-        return metrics
+        if let standby = snapshot.standby { return .text(503, "standby; leader is \(standby.leader ?? "unknown")\n") }
+        if snapshot.ready { return .text(200, "ready\n") }
+        return .text(503, "not ready\n" + snapshot.notReadyReasons.joined(separator: "\n") + "\n")
     }
 
-    /// What `dfe status --output json` shows: the recorded state plus the last good manifests.
-    func instances() -> Result<[InstanceStatus], ReplyError> {
-        do {
-            let recorded = try StateBackends.backend(for: stateURL, schema: stateSchema).snapshot(withFields: false)
-            return .success(StatusView.instances(recorded: recorded, desired: state.snapshot.desired))
-        } catch {
-            return .failure(ReplyError(reply: .json(500, StatusView.encode(["error": "\(error)"]))))
-        }
+    /// `/metrics`: the Prometheus text of the registry, with the queue depth read now.
+    func metrics() async -> HTTPReply {
+        state.metrics.setQueueDepth(await queue.depth)
+        return HTTPReply(
+            status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8",
+            body: Data(state.metrics.prometheusText().utf8))
     }
 
-    struct ReplyError: Error {
-        var reply: HTTPReply
+    /// `/api/v1/instances`: what `dfe status --output json` shows, encoded once per change of the fleet.
+    func instances() async -> HTTPReply { .json(200, await fleet.snapshot.json) }
+
+    /// `/api/v1/instances/NAME`: one instance object; 404 if unknown.
+    func instance(_ name: String) async -> HTTPReply {
+        guard let one = await fleet.snapshot.instance(name) else { return Self.unknown(name) }
+        return .json(200, StatusView.encode(one))
+    }
+
+    /// `POST /api/v1/instances/NAME/reconcile`: queues a known instance at once, ignoring its backoff (202).
+    func reconcile(_ name: String) async -> HTTPReply {
+        guard await fleet.snapshot.instance(name) != nil else { return Self.unknown(name) }
+        await queue.enqueue([name], reason: "requested through the API", ignoringBackoff: true)
+        return .json(202, StatusView.encode(["queued": name]))
+    }
+
+    /// `/`: the fleet page.
+    func fleetPage() async -> HTTPReply { .html(200, pages.fleet(await fleet.snapshot)) }
+
+    /// `/instances/NAME`: one instance's page; 404 if unknown.
+    func instancePage(_ name: String) async -> HTTPReply {
+        let snapshot = await fleet.snapshot
+        guard let one = snapshot.instance(name) else {
+            return .html(404, pages.notFound(name))
+        }
+        return .html(200, pages.instance(one, history: await fleet.history(name)))
+    }
+
+    /// Whether a request to `path` with this `Authorization` header may proceed.
+    func authorized(path: String, authorization: String?) -> Bool {
+        guard let token else { return true }
+        if path == "/healthz" || path == "/readyz" { return true }
+        return token.accepts(authorization: authorization)
+    }
+
+    static func unknown(_ name: String) -> HTTPReply {
+        .json(404, StatusView.encode(["error": "unknown instance '\(name)'"]))
     }
 }

@@ -19,6 +19,8 @@ struct LeaderElection: Service {
     var ttl: Duration = .seconds(15)
     var renewal: Duration = .seconds(2)
     var poll: Duration = .milliseconds(500)
+    /// How often a standby re-reads the state for its fleet view (page, API, metrics).
+    var viewRefresh: Duration = .seconds(5)
 
     let me = LeaseIdentity.current()
 
@@ -26,6 +28,7 @@ struct LeaderElection: Service {
         state.update { $0.standby = .init(leader: nil) }
         var store: (any StateStoring)?
         var leading = false
+        var viewRefreshed: ContinuousClock.Instant?
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             do {
                 let current = try store ?? workspace.stateBackend().open()
@@ -44,6 +47,10 @@ struct LeaderElection: Service {
                     logger.info("standby: another controller leads", metadata: ["leader": "\(holder)"])
                 }
                 state.update { $0.standby = .init(leader: holder.description) }
+                if viewRefreshed.map({ ContinuousClock.now - $0 >= viewRefresh }) ?? true {
+                    viewRefreshed = ContinuousClock.now
+                    await engine.refreshStandbyView()
+                }
             } catch {
                 if leading {
                     logger.error("lost the state lease; standing by", metadata: ["error": "\(error)"])

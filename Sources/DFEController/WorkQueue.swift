@@ -6,11 +6,14 @@ public struct Work: Sendable, Hashable {
     public var names: Set<String>
     /// Why the work was queued, de-duplicated, for the logs.
     public var reasons: Set<String>
+    /// Instances to reconcile at once, ignoring their backoff (asked for through the API).
+    public var urgent: Set<String>
 
-    public init(full: Bool, names: Set<String>, reasons: Set<String>) {
+    public init(full: Bool, names: Set<String>, reasons: Set<String>, urgent: Set<String> = []) {
         self.full = full
         self.names = names
         self.reasons = reasons
+        self.urgent = urgent
     }
 }
 
@@ -23,6 +26,7 @@ public actor WorkQueue {
     private var full = false
     private var names: Set<String> = []
     private var reasons: Set<String> = []
+    private var urgent: Set<String> = []
     private var finished = false
     private var waiter: CheckedContinuation<Work?, Never>?
 
@@ -36,10 +40,11 @@ public actor WorkQueue {
         wake()
     }
 
-    /// Queues some instances; an empty set queues nothing.
-    public func enqueue(_ instances: Set<String>, reason: String) {
+    /// Queues some instances (`ignoringBackoff`: retried at once even when failed); an empty set queues nothing.
+    public func enqueue(_ instances: Set<String>, reason: String, ignoringBackoff: Bool = false) {
         guard !finished, !instances.isEmpty else { return }
         names.formUnion(instances)
+        if ignoringBackoff { urgent.formUnion(instances) }
         reasons.insert(reason)
         wake()
     }
@@ -56,6 +61,7 @@ public actor WorkQueue {
         full = false
         names = []
         reasons = []
+        urgent = []
         if let waiter {
             self.waiter = nil
             waiter.resume(returning: nil)
@@ -74,10 +80,11 @@ public actor WorkQueue {
 
     private func take() -> Work? {
         guard !finished, full || !names.isEmpty else { return nil }
-        let work = Work(full: full, names: full ? [] : names, reasons: reasons)
+        let work = Work(full: full, names: full ? [] : names, reasons: reasons, urgent: urgent)
         full = false
         names = []
         reasons = []
+        urgent = []
         return work
     }
 

@@ -87,6 +87,8 @@ public struct Settings: Sendable, Hashable {
     public var driftPolicy: DriftPolicy
     /// The most instances one run may prune (`maxPrune`); nil: no limit.
     public var maxPrune: Int?
+    /// Webhooks the controller notifies (`notifications:`).
+    public var notifications: [NotificationTarget] = []
 
     public init(
         forbiddenNames: Set<String> = ["admin", "api", "dfe", "localhost", "www"], parallelism: Int = 4,

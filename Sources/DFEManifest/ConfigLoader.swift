@@ -214,7 +214,7 @@ public enum ConfigLoader {
         var reader = SchemaReader()
         defer { diagnostics += reader.diagnostics }
         let allowed: Set<String> = [
-            "naming", "parallelism", "prune", "controller", "backoff", "driftPolicy", "maxPrune",
+            "naming", "parallelism", "prune", "controller", "backoff", "driftPolicy", "maxPrune", "notifications",
         ]
         guard let top = reader.mapping(node, what: "dfe config", allowed: allowed) else { return settings }
         if let naming = top["naming"], let map = reader.mapping(naming, what: "naming", allowed: ["forbidden"]) {
@@ -246,6 +246,7 @@ public enum ConfigLoader {
                 reader.error("maxPrune must be 0 or more (the most instances one run may prune)", at: node.location)
             }
         }
+        if let node = top["notifications"] { settings.notifications = notifications(node, root: root, reader: &reader) }
         if let node = top["controller"],
             let map = reader.mapping(node, what: "controller", allowed: ["interval", "listen"])
         {

@@ -55,51 +55,6 @@ struct WorkQueueTests {
     }
 }
 
-@Suite("metrics text")
-struct MetricsTextTests {
-    @Test("runs, cumulative duration buckets, phases, queue depth, errors, revision and readiness are exposed")
-    func prometheusText() {
-        var metrics = MetricsSnapshot()
-        metrics.recordRun(seconds: 0.05, success: true)
-        metrics.recordRun(seconds: 2, success: false)
-        metrics.phases = ["ready": 2, "failed": 1]
-        metrics.queueDepth = 3
-        metrics.manifestLoadErrors = 4
-        metrics.lastAppliedRevision = "abc\"1"
-        metrics.ready = true
-        let lines = Set(metrics.prometheusText().split(separator: "\n").map(String.init))
-        for expected in [
-            "# TYPE dfe_reconcile_runs_total counter",
-            "dfe_reconcile_runs_total{result=\"success\"} 1",
-            "dfe_reconcile_runs_total{result=\"error\"} 1",
-            "# TYPE dfe_reconcile_duration_seconds histogram",
-            "dfe_reconcile_duration_seconds_bucket{le=\"0.1\"} 1",
-            "dfe_reconcile_duration_seconds_bucket{le=\"1\"} 1",
-            "dfe_reconcile_duration_seconds_bucket{le=\"2.5\"} 2",
-            "dfe_reconcile_duration_seconds_bucket{le=\"+Inf\"} 2",
-            "dfe_reconcile_duration_seconds_sum 2.05",
-            "dfe_reconcile_duration_seconds_count 2",
-            "dfe_instances{phase=\"ready\"} 2",
-            "dfe_instances{phase=\"failed\"} 1",
-            "dfe_instances{phase=\"pending\"} 0",
-            "dfe_queue_depth 3",
-            "dfe_manifest_load_errors_total 4",
-            "dfe_last_applied_revision_info{revision=\"abc\\\"1\"} 1",
-            "dfe_ready 1",
-        ] {
-            #expect(lines.contains(expected), "missing: \(expected)")
-        }
-        #expect(metrics.prometheusText().hasSuffix("\n"))
-    }
-
-    @Test("no revision sample before anything was applied")
-    func noRevisionYet() {
-        let text = MetricsSnapshot().prometheusText()
-        #expect(!text.contains("dfe_last_applied_revision_info{"))
-        #expect(text.contains("dfe_ready 0"))
-    }
-}
-
 @Suite("controller decisions")
 struct ControllerDecisionTests {
     func desired(_ workspace: TemporaryWorkspace) throws -> [DesiredInstance] {
@@ -157,58 +112,6 @@ struct ControllerDecisionTests {
         #expect(ListenAddress("localhost") == nil)
         #expect(ListenAddress(":80") == nil)
         #expect(ListenAddress("host:99999") == nil)
-    }
-}
-
-@Suite("HTTP surface")
-struct HTTPSurfaceTests {
-    func surface(_ state: ControllerState = ControllerState()) -> HTTPSurface {
-        HTTPSurface(
-            state: state, queue: WorkQueue(),
-            stateURL: URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("dfe-none-\(UUID())"))
-    }
-
-    @Test("only GET is allowed, unknown paths are 404")
-    func methodsAndPaths() async {
-        let http = surface()
-        #expect(await http.respond(method: "GET", path: "/healthz").status == 200)
-        let post = await http.respond(method: "POST", path: "/healthz")
-        #expect(post.status == 405)
-        #expect(post.allow == "GET, HEAD")
-        // HEAD answers like GET (load balancers and curl -I probe with it).
-        #expect(await http.respond(method: "HEAD", path: "/healthz").status == 200)
-        #expect(await http.respond(method: "DELETE", path: "/api/v1/instances/x").status == 405)
-        #expect(await http.respond(method: "GET", path: "/nope").status == 404)
-        #expect(await http.respond(method: "GET", path: "/api/v1/instances/").status == 404)
-        let unknown = await http.respond(method: "GET", path: "/api/v1/instances/ghost")
-        #expect(unknown.status == 404)
-        #expect(unknown.contentType == "application/json")
-    }
-
-    @Test("readyz is 503 with reasons until the first run finished and manifests are valid")
-    func readiness() async {
-        let state = ControllerState()
-        let http = surface(state)
-        let before = await http.respond(method: "GET", path: "/readyz")
-        #expect(before.status == 503)
-        #expect(String(decoding: before.body, as: UTF8.self).contains("first reconcile"))
-        state.update { $0.firstRunFinished = true }
-        #expect(await http.respond(method: "GET", path: "/readyz").status == 200)
-        state.update { $0.loadErrors = ["manifests/x.yaml:1:1: error: boom"] }
-        let invalid = await http.respond(method: "GET", path: "/readyz")
-        #expect(invalid.status == 503)
-        #expect(String(decoding: invalid.body, as: UTF8.self).contains("manifests/x.yaml:1:1: error: boom"))
-        #expect(
-            String(decoding: await http.respond(method: "GET", path: "/metrics").body, as: UTF8.self).contains(
-                "dfe_ready 0"))
-    }
-
-    @Test("the instances API is the status JSON, empty before any state exists")
-    func emptyInstances() async throws {
-        let reply = await surface().respond(method: "GET", path: "/api/v1/instances")
-        #expect(reply.status == 200)
-        let object = try JSONSerialization.jsonObject(with: reply.body) as? [String: Any]
-        #expect((object?["instances"] as? [Any])?.isEmpty == true)
     }
 }
 

@@ -25,7 +25,9 @@ struct HighAvailabilityTests {
     static func leaders(_ controllers: [RunningController]) async -> [Int] {
         var result: [Int] = []
         for (index, controller) in controllers.enumerated() where controller.process.isRunning {
-            if let metrics = await controller.get("/metrics")?.body, metrics.contains("\ndfe_leader 1\n") {
+            if let metrics = await controller.get("/metrics")?.body,
+                metrics.contains("\ndfe_leader 1.0\n") || metrics.contains("\ndfe_leader 1\n")
+            {
                 result.append(index)
             }
         }
