@@ -55,6 +55,10 @@ let package = Package(
         .target(
             name: "DFEStatePostgres", dependencies: ["DFECore", "DFEState", "DFEPostgres", "DFEProvision"],
             swiftSettings: strict),
+        // The MariaDB/MySQL C client from the system (Debian's libmariadb-dev).
+        .systemLibrary(name: "CMariaDB", pkgConfig: "libmariadb", providers: [.apt(["libmariadb-dev"])]),
+        // database/mysql driver (MySQL 8, MariaDB 10.11+) on the MariaDB C client.
+        .target(name: "DFEMySQL", dependencies: ["DFEProvision", "CMariaDB"], swiftSettings: strict),
         // The reconciler: observe, plan, apply, journal, lease, backoff.
         .target(
             name: "DFEReconciler",
@@ -82,7 +86,7 @@ let package = Package(
             name: "DFECommands",
             dependencies: [
                 "DFECore", "DFEManifest", "DFEState", "DFEProvision", "DFEDrivers", "DFEPostgres",
-                "DFEStatePostgres", "DFEReconciler", "DFEController",
+                "DFEStatePostgres", "DFEMySQL", "DFEReconciler", "DFEController",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -114,6 +118,11 @@ let package = Package(
         .testTarget(
             name: "DFEPostgresTests",
             dependencies: ["DFEPostgres", "DFEProvision", "DFECore", "DFEReconciler", "DFEDrivers", "DFETestSupport"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "DFEMySQLTests",
+            dependencies: ["DFEMySQL", "DFEProvision", "DFECore", "DFEReconciler", "DFEDrivers", "DFETestSupport"],
             swiftSettings: strict
         ),
         .testTarget(

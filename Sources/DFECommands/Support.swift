@@ -1,6 +1,7 @@
 import ArgumentParser
 import DFECore
 import DFEDrivers
+import DFEMySQL
 import DFEPostgres
 public import DFEProvision
 import DFEReconciler
@@ -62,12 +63,13 @@ struct WorkspaceOptions: ParsableArguments {
     }
 }
 
-/// Every driver this build knows: the built-in ones and `database/postgres`.
+/// Every driver this build knows: the built-in ones, `database/postgres` and `database/mysql`.
 public enum AllDrivers {
     /// The registry used by the `dfe` commands.
     public static func registry() -> DriverRegistry {
         var registry = BuiltinDrivers.registry()
         PostgresDriver.register(into: &registry)
+        MySQLDriver.register(into: &registry)
         return registry
     }
 }

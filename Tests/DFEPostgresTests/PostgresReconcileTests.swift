@@ -64,6 +64,26 @@ struct PostgresReconcileTests {
         #expect(status.first?.resources.database?.driver == "postgres")
     }
 
+    @Test func theDatabaseIsUsableWithExactlyTheCredentialsInTheEnvFile() async throws {
+        let cluster = try await TestCluster.shared()
+        let ws = try workspace(port: cluster.port)
+        defer { ws.delete() }
+        let name = uniqueName("pgenv")
+        try ws.addInstance(name, extra: "  provisioner: pg")
+        #expect(try await reconciler(ws).run(ReconcileOptions()).errors.isEmpty)
+        let env = try DotEnvReaders.python(ws.root.appendingPathComponent("var/instances/\(name)/.env").path)
+        #expect(env["DB_CONNECTION"] == "pgsql")
+        // psql, given only DB_* (the password through PGPASSWORD).
+        let output = try DotEnvReaders.run(
+            [
+                "psql", "-X", "-h", env["DB_HOST"] ?? "", "-p", env["DB_PORT"] ?? "", "-U", env["DB_USERNAME"] ?? "",
+                "-d", env["DB_DATABASE"] ?? "", "-Atc",
+                "CREATE TABLE df_check (id int); INSERT INTO df_check VALUES (7); SELECT id FROM df_check",
+            ],
+            environment: ["PGPASSWORD": env["DB_PASSWORD"] ?? "", "PATH": "/usr/bin:/bin"])
+        #expect(String(decoding: output, as: UTF8.self).hasSuffix("7\n"))
+    }
+
     @Test func aNameTooLongForPostgresIsAValidationErrorAtItsManifest() async throws {
         let ws = try workspace(port: 5432)
         defer { ws.delete() }

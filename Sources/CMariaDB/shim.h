@@ -1,0 +1,3 @@
+#include <mysql.h>
+#include <mysqld_error.h>
+#include <errmsg.h>
