@@ -122,15 +122,15 @@ import Testing
 
     @Test func anUnknownDriverIsAConfigErrorListingTheKnownOnes() async throws {
         let provisioners = TemporaryWorkspace.defaultProvisioners.replacingOccurrences(
-            of: "{driver: sqlite,", with: "{driver: mysql,")
+            of: "{driver: sqlite,", with: "{driver: oracle,")
         let ws = try TemporaryWorkspace(provisioners: provisioners)
         defer { ws.delete() }
         try ws.addInstance("alpha")
         let result = try await DFEBinary.run(["reconcile"], in: ws.root)
         #expect(result.status == 1)
         #expect(result.stderr.contains("config/provisioners.yaml:"))
-        #expect(result.stderr.contains("unknown database driver 'mysql'"))
-        #expect(result.stderr.contains("postgres, sqlite"))
+        #expect(result.stderr.contains("unknown database driver 'oracle'"))
+        #expect(result.stderr.contains("mysql, postgres, sqlite"))
         #expect(!ws.exists("var"))
     }
 }
