@@ -30,6 +30,10 @@ final class Receiver: Sendable {
 
     /// Serves on a free loopback port while `body` runs; passes the hook's URL.
     func serve<T: Sendable>(_ body: @Sendable (String) async throws -> T) async throws -> T {
+        // A receiver that never answers is a socket that listens and never accepts: connections complete in
+        // the kernel's backlog and then hear nothing. (A Hummingbird server cancelled while its handler sleeps
+        // can trap in NIO's shutdown: "Deinited NIOAsyncWriter without calling finish()".)
+        if hang { return try await Self.silentListener(body) }
         let router = Router()
         router.post("/hook") { request, _ -> Response in
             let attempt = self.attempts.withLock { count in
@@ -52,6 +56,31 @@ final class Receiver: Sendable {
             await httpRequest("GET", "http://127.0.0.1:\(port)/") != nil
         }
         try #require(up, "the receiver did not start")
+        return try await body("http://127.0.0.1:\(port)/hook")
+    }
+}
+
+extension Receiver {
+    /// Runs `body` with the URL of a loopback socket that listens but never accepts or answers.
+    static func silentListener<T: Sendable>(_ body: @Sendable (String) async throws -> T) async throws -> T {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        try #require(descriptor >= 0, "socket() failed")
+        defer { close(descriptor) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        try #require(bound == 0 && listen(descriptor, 64) == 0, "bind/listen failed")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
+        }
+        let port = Int(UInt16(bigEndian: address.sin_port))
         return try await body("http://127.0.0.1:\(port)/hook")
     }
 }
@@ -162,7 +191,6 @@ struct NotifierTests {
                 #expect(Double(count(metrics, "failed") ?? "") ?? 0 >= 2, "both attempts at the silent one failed")
             }
         }
-        #expect(silent.attemptCount == 2)
         #expect(count(metrics, "delivered") == "1")
     }
 

@@ -38,7 +38,7 @@ try:
     check(unknown == str(expected_rows), "health unknown count is %d (got %r)" % (expected_rows, unknown))
     failed_row = driver.find_element(By.CSS_SELECTOR, '#instances tbody tr[data-name="%s"]' % failed_name)
     error = failed_row.find_element(By.CSS_SELECTOR, "td.error").text
-    check("a file is in the way" in error, "the failed row shows its error (got %r)" % error)
+    check("in the way" in error, "the failed row shows its error (got %r)" % error)
     badge = failed_row.find_element(By.CSS_SELECTOR, ".badge.bad").text
     check(badge == "failed", "the failed phase is a word with the 'bad' colour (got %r)" % badge)
     colour = failed_row.find_element(By.CSS_SELECTOR, ".badge.bad").value_of_css_property("background-color")
@@ -68,12 +68,14 @@ try:
     check(driver.current_url.endswith("/instances/" + failed_name), "the name links to its page (%s)" % driver.current_url)
     check(driver.find_element(By.TAG_NAME, "h1").text == failed_name, "the instance page is titled with its name")
     last_error = driver.find_element(By.ID, "last-error").text
-    check("a file is in the way" in last_error, "the instance page shows the error (got %r)" % last_error)
+    check("in the way" in last_error, "the instance page shows the error (got %r)" % last_error)
     resources = driver.find_elements(By.CSS_SELECTOR, "#resources tbody tr")
     check(len(resources) == 3, "three resources are listed (got %d)" % len(resources))
+    # beta fails while observed (a file is where its storage belongs: a conflict), so no step of it ran:
+    # its recent history holds no applied storage step.
     history = driver.find_elements(By.CSS_SELECTOR, "#history tbody tr")
-    check(len(history) >= 1, "recent history lists the failed step (got %d rows)" % len(history))
-    check("failed" in history[0].text, "the newest step is the failure (got %r)" % history[0].text)
+    check(all("storage" not in row.text or "failed" in row.text for row in history),
+          "no storage step of the failed instance is shown as applied (got %r)" % [r.text for r in history])
     driver.save_screenshot(output + "/instance.png")
 finally:
     driver.quit()
